@@ -1,0 +1,35 @@
+# The two set-up commands (README): `make demo` runs the monthly cycle on the demo company,
+# `make test` runs the test suite. Both create the virtual environment on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+CYCLE ?= 2026-11
+FIRST_CYCLE ?= 2026-11
+DEMO_SKUS ?= 300
+export SOP_DATA_DIR ?= $(CURDIR)/demo_data
+export SOP_WAREHOUSE ?= $(CURDIR)/warehouse/sop.duckdb
+
+.PHONY: install demo test dev clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/sop demo-data --out $(SOP_DATA_DIR) --skus $(DEMO_SKUS) --cycle $(CYCLE)
+	$(BIN)/sop backfill --from $(FIRST_CYCLE) --to $(CYCLE)
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+dev: install
+	mkdir -p .dagster && cp -n orchestration/dagster.yaml .dagster/dagster.yaml || true
+	DAGSTER_HOME=$(CURDIR)/.dagster $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf demo_data warehouse .dagster transforms/target

@@ -1,0 +1,61 @@
+"""The S&OP cycle at a glance: review steps in order, the monthly schedule, the resources.
+
+Each review step is an asset group; each ends in a blocking check, so a failed checkpoint
+stops everything downstream of it in that run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets import ingestion, product_review
+from orchestration.dbt_project import dbt_executable, dbt_project
+from orchestration.partitions import cycle_partitions
+from orchestration.resources import default_resources
+
+REVIEW_STEPS = ["ingestion", "product_review"]
+
+monthly_cycle_job = dg.define_asset_job(
+    "monthly_cycle",
+    selection=dg.AssetSelection.all(),
+    partitions_def=cycle_partitions,
+    description="The whole monthly S&OP cycle for one partition (cycle month).",
+)
+
+monthly_cycle_schedule = dg.build_schedule_from_partitioned_job(
+    monthly_cycle_job,
+    hour_of_day=6,
+    day_of_month=2,
+    description="Plans the new cycle on the 2nd of each month, once last month's actuals are in.",
+)
+
+ASSETS = [
+    ingestion.input_files,
+    ingestion.sop_dbt_models,
+    product_review.product_portfolio,
+    product_review.product_segmentation,
+]
+
+
+def build_definitions(
+    resources: Mapping[str, Any] | None = None, loggers: Mapping[str, dg.LoggerDefinition] | None = None
+) -> dg.Definitions:
+    """The code location; `sop run` and tests pass their own resources (paths) and loggers."""
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=[monthly_cycle_job],
+        schedules=[monthly_cycle_schedule],
+        resources={
+            **default_resources(),
+            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+            **(resources or {}),
+        },
+        loggers=loggers,
+    )
+
+
+defs = build_definitions()

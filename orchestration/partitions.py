@@ -1,0 +1,11 @@
+"""One partition per planning cycle. The current month is a partition (end_offset=1): the
+cycle that starts this month is the one being planned."""
+
+import dagster as dg
+
+cycle_partitions = dg.MonthlyPartitionsDefinition(start_date="2023-01-01", end_offset=1)
+
+# Every step that writes the DuckDB file takes a slot in this pool. With the pool limited to 1
+# (dagster.yaml) the multiprocess executor runs writers one at a time; the warehouse's lock
+# retry covers instances where no limit is configured.
+WAREHOUSE_POOL = "duckdb_warehouse"

@@ -1,0 +1,51 @@
+"""Resources: the warehouse file, the input folder and the planner-edited settings folder.
+
+They are ConfigurableResources rather than globals so that tests, `sop run` and a deployment
+each point the same assets at their own files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from orchestration.paths import MODELS_DIR, default_data_dir, default_warehouse
+from sop_pipeline import warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB plan warehouse. Connections wait for DuckDB's single-writer lock."""
+
+    path: str
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.path, read_only=read_only) as con:
+            yield con
+
+
+class DataFolderResource(dg.ConfigurableResource):
+    """The company's input files (CSV or Parquet), one per entity of the input contract."""
+
+    path: str
+
+
+class PlanningModelsResource(dg.ConfigurableResource):
+    """The folder of YAML settings planners edit (forecast candidates, costs, gates)."""
+
+    path: str = str(MODELS_DIR)
+
+    def file(self, name: str) -> Path:
+        return Path(self.path) / name
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "warehouse": WarehouseResource(path=default_warehouse()),
+        "data_folder": DataFolderResource(path=default_data_dir()),
+        "planning_models": PlanningModelsResource(),
+    }

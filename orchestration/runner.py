@@ -1,0 +1,140 @@
+"""Running one whole cycle in-process, the way `sop run` and `sop backfill` do.
+
+The run uses the same job the schedule launches, so a scripted cycle and a UI-launched cycle
+materialize exactly the same assets and checks. A logger turns Dagster's event stream into
+one progress line per step; afterwards the outcome collects failed steps and failed
+checkpoints with their explanations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
+
+from orchestration.resources import DataFolderResource, PlanningModelsResource, WarehouseResource
+from sop_pipeline.warehouse import cycle_month
+
+Printer = Callable[[str], None]
+
+
+class _ProgressHandler(logging.Handler):
+    def __init__(self, printer: Printer):
+        super().__init__(level=logging.DEBUG)
+        self.printer = printer
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, LOG_RECORD_METADATA_ATTR, None)
+        event = meta.get("dagster_event") if isinstance(meta, dict) else None
+        if event is None:
+            return
+        step = event.step_key or ""
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            self.started[step] = time.monotonic()
+            self.printer(f"  ... {step}")
+        elif kind == "STEP_SUCCESS":
+            self.printer(f"  ok  {step} ({time.monotonic() - self.started.get(step, time.monotonic()):.1f}s)")
+        elif kind == "STEP_FAILURE":
+            self.printer(f"  FAILED {step}")
+        elif kind == "STEP_SKIPPED":
+            self.printer(f"  skip {step} (an upstream step or checkpoint failed)")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                self.printer(f"  CHECK FAILED {evaluation.asset_check_key.to_user_string()}")
+
+
+def progress_logger(printer: Printer) -> dg.LoggerDefinition:
+    @dg.logger(description="One line per step of the cycle, for the command line.")
+    def _progress(_init_context) -> logging.Logger:
+        log = logging.Logger("sop_progress", level=logging.DEBUG)
+        log.addHandler(_ProgressHandler(printer))
+        return log
+
+    return _progress
+
+
+@dataclass
+class CycleOutcome:
+    cycle: str
+    success: bool
+    failed_steps: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    materialized: list[str] = field(default_factory=list)
+
+    def explanation(self) -> str:
+        return "\n".join(self.failed_steps + self.failed_checks)
+
+
+def _failure_message(event: dg.DagsterEvent) -> str:
+    error = event.step_failure_data.error
+    # The root cause (an InputError, a failed rule) is what a planner needs, not Dagster's wrapper.
+    while error is not None and error.cause is not None:
+        error = error.cause
+    message = error.message.strip() if error is not None else "unknown error"
+    return f"step {event.step_key} failed: {message}"
+
+
+def run_cycle(
+    cycle: str,
+    data_dir: str,
+    warehouse_path: str,
+    models_dir: str | None = None,
+    printer: Printer | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> CycleOutcome:
+    """Materialize every asset of one cycle's partition in-process and report the outcome."""
+    from orchestration.definitions import build_definitions
+
+    if printer is None:
+        terminal = sys.stdout  # bound now: stdout is redirected to the log file during the run
+        printer = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
+
+    resources = {
+        "warehouse": WarehouseResource(path=warehouse_path),
+        "data_folder": DataFolderResource(path=data_dir),
+    }
+    if models_dir:
+        resources["planning_models"] = PlanningModelsResource(path=models_dir)
+    defs = build_definitions(resources=resources, loggers={"progress": progress_logger(printer)})
+    with warnings.catch_warnings():
+        # dbt assets and Python assets carry different backfill policies; one partition per run
+        # is what a cycle is anyway.
+        warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
+        job = defs.resolve_job_def("monthly_cycle")
+    partition_key = cycle_month(cycle).isoformat()
+    log_path = Path(warehouse_path).parent / "logs" / f"cycle-{partition_key[:7]}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    printer(f"  (step output, dbt's included, goes to {log_path})")
+    # dbt and Dagster's own console output go to the cycle's log file; the progress logger
+    # keeps the terminal to one line per step.
+    with open(log_path, "w") as log_file, contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
+        result = job.execute_in_process(
+            run_config={"loggers": {"progress": {}}},
+            partition_key=partition_key,
+            instance=instance or dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    outcome = CycleOutcome(cycle=partition_key[:7], success=result.success)
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            outcome.failed_steps.append(_failure_message(event))
+        elif event.event_type_value == "ASSET_MATERIALIZATION":
+            outcome.materialized.append(event.asset_key.to_user_string())
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                description = evaluation.description or ""
+                outcome.failed_checks.append(f"checkpoint {evaluation.asset_check_key.to_user_string()} failed:\n{description}".rstrip())
+    outcome.success = outcome.success and not outcome.failed_checks
+    return outcome

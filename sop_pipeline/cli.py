@@ -1,0 +1,114 @@
+"""`sop`: the command line data engineers script the monthly cycle with.
+
+Paths come from flags, then from SOP_DATA_DIR / SOP_WAREHOUSE, then from the repo defaults.
+Dagster is imported only by the commands that run the graph, so `sop demo-data` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from sop_pipeline.warehouse import add_months, cycle_label, cycle_month
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> str:
+    return os.environ.get("SOP_DATA_DIR", str(REPO_ROOT / "demo_data"))
+
+
+def _default_warehouse() -> str:
+    return os.environ.get("SOP_WAREHOUSE", str(REPO_ROOT / "warehouse" / "sop.duckdb"))
+
+
+def _cycle(text: str) -> str:
+    try:
+        return cycle_label(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from sop_pipeline.demo_data import write_demo_company
+
+    started = time.perf_counter()
+    paths = write_demo_company(args.out, skus=args.skus, seed=args.seed, cycle=args.cycle)
+    print(f"demo company ({args.skus} SKUs, seed {args.seed}, cycle {args.cycle}) written to {Path(args.out).resolve()} "
+          f"in {time.perf_counter() - started:.1f}s:")
+    for name, path in paths.items():
+        print(f"  {name:<14} {path.stat().st_size / 1024:>9.1f} KiB")
+    return 0
+
+
+def _run_one(cycle: str, data_dir: str, warehouse: str, models_dir: str | None) -> bool:
+    from orchestration.runner import run_cycle
+
+    print(f"cycle {cycle}: inputs {Path(data_dir).resolve()}, warehouse {Path(warehouse).resolve()}")
+    started = time.perf_counter()
+    outcome = run_cycle(cycle, data_dir, warehouse, models_dir=models_dir)
+    if outcome.success:
+        print(f"cycle {cycle}: done in {time.perf_counter() - started:.0f}s, {len(outcome.materialized)} assets materialized")
+        return True
+    print(f"cycle {cycle}: STOPPED after {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    print(outcome.explanation(), file=sys.stderr)
+    print("Earlier cycles and tables written before the failure are unchanged; fix the input and rerun.", file=sys.stderr)
+    return False
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return 0 if _run_one(args.cycle, args.data, args.warehouse, args.models) else 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    start, end = cycle_month(args.start), cycle_month(args.end)
+    if end < start:
+        print(f"--to {args.end} is before --from {args.start}", file=sys.stderr)
+        return 2
+    month = start
+    while month <= end:
+        if not _run_one(cycle_label(month), args.data, args.warehouse, args.models):
+            return 1
+        month = add_months(month, 1)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sop", description="Monthly Sales & Operations Planning cycle.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="write a deterministic demo company in the input contract")
+    demo.add_argument("--out", required=True, help="folder to write the CSV files into")
+    demo.add_argument("--skus", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--cycle", type=_cycle, default="2026-11", help="first plan month; history ends the month before")
+    demo.set_defaults(func=cmd_demo_data)
+
+    def paths(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", default=_default_data_dir(), help="input folder (default: $SOP_DATA_DIR)")
+        p.add_argument("--warehouse", default=_default_warehouse(), help="DuckDB file (default: $SOP_WAREHOUSE)")
+        p.add_argument("--models", default=os.environ.get("SOP_MODELS_DIR"), help="planning settings folder (default: models/)")
+
+    run = sub.add_parser("run", help="materialize every step of one cycle, in-process")
+    run.add_argument("--cycle", type=_cycle, required=True)
+    paths(run)
+    run.set_defaults(func=cmd_run)
+
+    backfill = sub.add_parser("backfill", help="run consecutive cycles, oldest first")
+    backfill.add_argument("--from", dest="start", type=_cycle, required=True)
+    backfill.add_argument("--to", dest="end", type=_cycle, required=True)
+    paths(backfill)
+    backfill.set_defaults(func=cmd_backfill)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Shared fixtures: a small generated demo company and a warehouse holding one real cycle.
+
+The integration tests run the real pipeline (validation, dbt, Dagster, DuckDB) on these; a
+small company keeps a full cycle to seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sop_pipeline.demo_data import write_demo_company
+
+SMALL_SKUS = 60
+CYCLE = "2026-11"
+EARLIER_CYCLE = "2026-10"
+
+
+def run_ok(cycle: str, data_dir: Path, warehouse: Path, **kwargs):
+    from orchestration.runner import run_cycle
+
+    lines: list[str] = []
+    outcome = run_cycle(cycle, str(data_dir), str(warehouse), printer=lines.append, **kwargs)
+    assert outcome.success, outcome.explanation() + "\n" + "\n".join(lines)
+    return outcome
+
+
+def warehouse_fingerprint(path: Path) -> dict[str, str]:
+    """A content hash of every table, so a test can prove nothing changed."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE' order by 1, 2"
+        ).fetchall()
+        prints = {}
+        for schema, table in tables:
+            rows = con.execute(f"select * from {schema}.{table} order by all").fetchall()
+            prints[f"{schema}.{table}"] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        return prints
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo_company")
+    write_demo_company(out, skus=SMALL_SKUS, seed=11, cycle=CYCLE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cycle_warehouse(tmp_path_factory, demo_dir) -> Path:
+    """A warehouse after running cycle 2026-10 and then 2026-11 on the small demo company."""
+    path = tmp_path_factory.mktemp("warehouse") / "sop.duckdb"
+    run_ok(EARLIER_CYCLE, demo_dir, path)
+    run_ok(CYCLE, demo_dir, path)
+    return path
+
+
+@pytest.fixture
+def data_copy(tmp_path, demo_dir) -> Path:
+    """A private copy of the demo company that a test may break."""
+    target = tmp_path / "data"
+    shutil.copytree(demo_dir, target)
+    return target
+
+
+@pytest.fixture
+def warehouse_copy(tmp_path, cycle_warehouse) -> Path:
+    target = tmp_path / "sop.duckdb"
+    shutil.copy(cycle_warehouse, target)
+    return target
