@@ -59,3 +59,9 @@ def build_definitions(
 
 
 defs = build_definitions()
+
+
+def load_monthly_cycle_job() -> dg.JobDefinition:
+    """The cycle job, importable by name so that `dagster.reconstructable` can rebuild it in the
+    multiprocess executor's child processes (paths then come from SOP_DATA_DIR / SOP_WAREHOUSE)."""
+    return build_definitions().resolve_job_def("monthly_cycle")

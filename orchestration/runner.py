@@ -79,7 +79,7 @@ class CycleOutcome:
 def _failure_message(event: dg.DagsterEvent) -> str:
     error = event.step_failure_data.error
     # The root cause (an InputError, a failed rule) is what a planner needs, not Dagster's wrapper.
-    while error is not None and error.cause is not None:
+    while error is not None and (error.cls_name or "").startswith("Dagster") and error.cause is not None:
         error = error.cause
     message = error.message.strip() if error is not None else "unknown error"
     return f"step {event.step_key} failed: {message}"

@@ -116,8 +116,9 @@ def segment_products(products: pl.DataFrame, sales: pl.DataFrame, cycle: str, se
     start = cycle_month(cycle)
     window_start = add_months(start, -settings.window_months)
     abc_start = add_months(start, -settings.abc_revenue_window_months)
-    recent = sales.filter((pl.col("month") >= pl.lit(window_start)) & (pl.col("month") < pl.lit(start)))
-    stats = recent.group_by("sku").agg(
+    # Sorted so that float sums add up in the same order on every run: reruns must be identical.
+    recent = sales.filter((pl.col("month") >= pl.lit(window_start)) & (pl.col("month") < pl.lit(start))).sort("sku", "month")
+    stats = recent.group_by("sku", maintain_order=True).agg(
         pl.len().alias("history_months"),
         (pl.col("quantity") > 0).sum().alias("nonzero_months"),
         pl.col("quantity").mean().alias("mean_quantity"),
@@ -126,7 +127,7 @@ def segment_products(products: pl.DataFrame, sales: pl.DataFrame, cycle: str, se
         pl.col("quantity").filter(pl.col("quantity") > 0).std(ddof=0).alias("std_size"),
         pl.col("revenue").filter(pl.col("month") >= pl.lit(abc_start)).sum().alias("revenue_12m"),
     )
-    frame = products.select("sku", "family").join(stats, on="sku", how="left").with_columns(
+    frame = products.select("sku", "family").sort("sku").join(stats, on="sku", how="left", maintain_order="left").with_columns(
         pl.col("history_months").fill_null(0),
         pl.col("nonzero_months").fill_null(0),
         pl.col("revenue_12m").fill_null(0.0),

@@ -1,0 +1,1601 @@
+"""Supply review: inventory targets, a constrained supply plan, bottlenecks and scenarios.
+
+The supply review answers one question for the executive meeting: can operations deliver the
+consensus demand, and if not, which resource or material stops it and what would one more
+hour or one more unit of it be worth? It does so with one linear program per scenario: the
+demand, the inventory targets, capacity by resource and month, materials with their lead times
+and supplier limits all meet in a single money objective, and HiGHS finds the cheapest plan.
+The LP's duals are the answer to the second half of the question: the shadow price of a
+capacity row is what one more hour of that resource in that month saves.
+
+Planning level. A monolithic SKU-level LP does not scale (about 500k columns at 5,000 SKUs took
+HiGHS 140-150 s), and S&OP decides volumes, not SKU schedules. So the default is the rough-cut
+level: one planning item per product family (split further by routing, see below), planned on
+net requirements, with per-SKU production and inventory recovered afterwards by a fair-share
+disaggregation. `planning.level: sku` in `models/supply.yaml` plans every SKU in the LP instead.
+
+Everything here is a plain function on polars frames; nothing opens a file except the two YAML
+loaders, and nothing knows about Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import highspy
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+import yaml
+from scipy.special import ndtri
+
+from sop_pipeline.warehouse import cycle_label
+
+# p90 - p10 of a standard normal distribution: (p90 - p10) / 2.563 estimates sigma.
+P10_P90_SPAN = 2.5631031
+BASELINE = "baseline"
+LEVELS = ("family", "sku")
+SHORTFALL_MODES = ("backorder", "lost_sales")
+# Quantities below this are solver noise, not a shortage or a load.
+QTY_TOL = 1e-3
+OVERLAY_KINDS = ("demand_change", "capacity_change", "lead_time_change")
+
+
+class SupplyDataMissing(Exception):
+    """The company handed over no capacity and no material data: there is nothing to plan against.
+
+    The orchestration layer turns this into a "supply review skipped" message rather than a
+    failed run, as the product design asks for steps whose inputs are absent.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Settings and scenarios
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SupplySettings:
+    """Everything a planner tunes in `models/supply.yaml`, read once into a typed object."""
+
+    planning_level: str = "family"
+    protection_months: float = 1.0
+    cycle_stock_months: float = 0.5
+    service_level_default: float = 0.95
+    service_level_by_abc: Mapping[str, float] = field(default_factory=lambda: {"A": 0.98, "B": 0.95, "C": 0.90})
+    service_level_by_segment: Mapping[str, float] = field(default_factory=dict)
+    fallback_cv: float = 0.3
+    shortfall_mode: str = "backorder"
+    holding_rate_per_month: float = 0.015
+    material_holding_rate_per_month: float = 0.01
+    shortfall_penalty_factor: float = 1.5
+    below_target_penalty_factor: float = 0.25
+    solver_method: str = "choose"
+    time_limit_seconds: float = 600.0
+
+
+def load_supply_settings(path: str | Path) -> SupplySettings:
+    """Read `models/supply.yaml`; unknown values fail here, not halfway through a cycle."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return supply_settings_from_dict(raw, source=str(path))
+
+
+def supply_settings_from_dict(raw: Mapping[str, Any], source: str = "supply settings") -> SupplySettings:
+    planning = raw.get("planning", {}) or {}
+    targets = raw.get("inventory_targets", {}) or {}
+    service = targets.get("service_level", {}) or {}
+    costs = raw.get("costs", {}) or {}
+    solver = raw.get("solver", {}) or {}
+    settings = SupplySettings(
+        planning_level=str(planning.get("level", "family")),
+        protection_months=float(targets.get("protection_months", 1.0)),
+        cycle_stock_months=float(targets.get("cycle_stock_months", 0.5)),
+        service_level_default=float(service.get("default", 0.95)),
+        service_level_by_abc={str(k): float(v) for k, v in (service.get("abc") or {}).items()},
+        service_level_by_segment={str(k): float(v) for k, v in (service.get("segment") or {}).items()},
+        fallback_cv=float(targets.get("fallback_cv", 0.3)),
+        shortfall_mode=str(costs.get("shortfall_mode", "backorder")),
+        holding_rate_per_month=float(costs.get("holding_rate_per_month", 0.015)),
+        material_holding_rate_per_month=float(costs.get("material_holding_rate_per_month", 0.01)),
+        shortfall_penalty_factor=float(costs.get("shortfall_penalty_factor", 1.5)),
+        below_target_penalty_factor=float(costs.get("below_target_penalty_factor", 0.25)),
+        solver_method=str(solver.get("method", "choose")),
+        time_limit_seconds=float(solver.get("time_limit_seconds", 600)),
+    )
+    if settings.planning_level not in LEVELS:
+        raise ValueError(f"{source}: planning.level must be one of {LEVELS}, got {settings.planning_level!r}")
+    if settings.shortfall_mode not in SHORTFALL_MODES:
+        raise ValueError(f"{source}: costs.shortfall_mode must be one of {SHORTFALL_MODES}, got {settings.shortfall_mode!r}")
+    levels = [settings.service_level_default, *settings.service_level_by_abc.values(), *settings.service_level_by_segment.values()]
+    if any(not 0.5 <= level < 1.0 for level in levels):
+        raise ValueError(f"{source}: service levels must be in [0.5, 1), got {levels}")
+    if settings.holding_rate_per_month >= settings.below_target_penalty_factor:
+        raise ValueError(f"{source}: below_target_penalty_factor must exceed holding_rate_per_month, or targets are never held")
+    return settings
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One change to the inputs: `kind` names the rule, `params` its arguments from the YAML."""
+
+    kind: str
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str = ""
+    overlays: tuple[Overlay, ...] = ()
+
+
+_OVERLAY_KEYS = {
+    "demand_change": ({"pct"}, {"family", "sku", "months"}),
+    "capacity_change": ({"resource", "factor"}, {"months", "overtime"}),
+    "lead_time_change": ({"factor"}, {"supplier", "material"}),
+}
+
+
+def load_scenarios(path: str | Path) -> dict[str, Scenario]:
+    """Read `models/scenarios.yaml` into named scenarios; `baseline` is always first and empty."""
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return scenarios_from_dict(raw, source=str(path))
+
+
+def scenarios_from_dict(raw: Mapping[str, Any], source: str = "scenarios") -> dict[str, Scenario]:
+    scenarios: dict[str, Scenario] = {BASELINE: Scenario(BASELINE, "The consensus demand against today's supply base.")}
+    for name, body in (raw.get("scenarios") or {}).items():
+        if name == BASELINE:
+            raise ValueError(f"{source}: '{BASELINE}' is reserved for the unchanged plan")
+        body = body or {}
+        overlays = []
+        for position, entry in enumerate(body.get("overlays") or [], start=1):
+            entry = dict(entry)
+            kind = entry.pop("kind", None)
+            if kind not in _OVERLAY_KEYS:
+                raise ValueError(f"{source}: scenario {name}, overlay {position}: kind must be one of {OVERLAY_KINDS}, got {kind!r}")
+            required, optional = _OVERLAY_KEYS[kind]
+            missing, unknown = required - entry.keys(), entry.keys() - required - optional
+            if missing or unknown:
+                raise ValueError(
+                    f"{source}: scenario {name}, overlay {position} ({kind}): "
+                    + (f"missing {sorted(missing)} " if missing else "")
+                    + (f"unknown {sorted(unknown)}" if unknown else "")
+                )
+            if kind == "demand_change" and ("family" in entry) == ("sku" in entry):
+                raise ValueError(f"{source}: scenario {name}, overlay {position}: demand_change needs exactly one of family or sku")
+            if kind == "lead_time_change" and ("supplier" in entry) == ("material" in entry):
+                raise ValueError(f"{source}: scenario {name}, overlay {position}: lead_time_change needs exactly one of supplier or material")
+            overlays.append(Overlay(kind, entry))
+        scenarios[str(name)] = Scenario(str(name), str(body.get("description", "")), tuple(overlays))
+    return scenarios
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "products": {"sku": pl.Utf8, "family": pl.Utf8, "unit_price": pl.Float64, "unit_cost": pl.Float64},
+    "demand": {"sku": pl.Utf8, "month": pl.Date, "quantity": pl.Float64, "p10": pl.Float64, "p90": pl.Float64},
+    "segmentation": {"sku": pl.Utf8, "abc_class": pl.Utf8, "xyz_class": pl.Utf8},
+    "resources": {
+        "resource": pl.Utf8, "plant": pl.Utf8, "capacity_hours": pl.Float64, "overtime_hours": pl.Float64,
+        "cost_per_hour": pl.Float64, "overtime_cost_per_hour": pl.Float64,
+    },
+    "routings": {"sku": pl.Utf8, "resource": pl.Utf8, "hours_per_unit": pl.Float64, "priority": pl.Int64},
+    "materials": {
+        "material": pl.Utf8, "supplier": pl.Utf8, "unit_cost": pl.Float64, "lead_time_months": pl.Int64,
+        "supplier_capacity": pl.Float64, "on_hand": pl.Float64,
+    },
+    "bom": {"sku": pl.Utf8, "material": pl.Utf8, "qty_per": pl.Float64},
+    "inventory": {"sku": pl.Utf8, "on_hand": pl.Float64},
+    "open_supply": {"item_type": pl.Utf8, "item": pl.Utf8, "month": pl.Date, "quantity": pl.Float64},
+    "resource_calendar": {"resource": pl.Utf8, "month": pl.Date, "capacity_hours": pl.Float64, "overtime_hours": pl.Float64},
+}
+
+
+def _as_month(column: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Date:
+        return pl.col(column)
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(column).dt.date()
+    return (pl.col(column).cast(pl.Utf8).str.slice(0, 7) + "-01").str.to_date("%Y-%m-%d")
+
+
+def _typed(frame: pl.DataFrame | None, name: str) -> pl.DataFrame:
+    """The frame with the columns this step reads, cast to their types (months as dates).
+
+    Demo frames carry months as 'YYYY-MM' text and marts carry dates; both are accepted. An
+    absent frame becomes an empty one with the right columns, so "no routings" is an empty
+    frame, never a special case further down.
+    """
+    schema = _SCHEMAS[name]
+    if frame is None or frame.height == 0:
+        extra = {} if frame is None else {c: t for c, t in frame.schema.items() if c not in schema}
+        return pl.DataFrame(schema={**schema, **extra})
+    missing = [c for c in schema if c not in frame.columns and c not in ("p10", "p90", "xyz_class", "supplier", "plant", "priority")]
+    if missing:
+        raise ValueError(f"supply review: {name} lacks column(s) {missing}")
+    exprs = []
+    for column, dtype in schema.items():
+        if column not in frame.columns:
+            exprs.append(pl.lit(None, dtype=dtype).alias(column))
+        elif dtype == pl.Date:
+            exprs.append(_as_month(column, frame.schema[column]).alias(column))
+        else:
+            exprs.append(pl.col(column).cast(dtype, strict=False))
+    return frame.with_columns(exprs)
+
+
+@dataclass(frozen=True)
+class SupplyInputs:
+    """The typed mart frames the supply review reads, plus the scenario's capacity calendar.
+
+    `resource_calendar` (resource, month, capacity_hours, overtime_hours) is only set by
+    scenario overlays that change capacity in some months; without it every resource has its
+    `resources` capacity in every month.
+    """
+
+    products: pl.DataFrame
+    demand: pl.DataFrame
+    segmentation: pl.DataFrame | None = None
+    resources: pl.DataFrame | None = None
+    routings: pl.DataFrame | None = None
+    materials: pl.DataFrame | None = None
+    bom: pl.DataFrame | None = None
+    inventory: pl.DataFrame | None = None
+    open_supply: pl.DataFrame | None = None
+    resource_calendar: pl.DataFrame | None = None
+
+    @classmethod
+    def from_frames(cls, frames: Mapping[str, pl.DataFrame], demand: pl.DataFrame, segmentation: pl.DataFrame | None = None) -> SupplyInputs:
+        """Build from a dict of input frames (demo generator or marts) and the consensus demand."""
+        names = ("products", "resources", "routings", "materials", "bom", "inventory", "open_supply")
+        return cls(demand=demand, segmentation=segmentation, **{n: frames.get(n) for n in names}).typed()
+
+    def typed(self) -> SupplyInputs:
+        """Cast every frame to the columns and types the planner reads."""
+        products = _typed(self.products, "products")
+        demand = _typed(self.demand, "demand")
+        if "family" not in demand.columns:
+            demand = demand.join(products.select("sku", "family"), on="sku", how="left")
+        return SupplyInputs(
+            products=products,
+            demand=demand,
+            segmentation=_typed(self.segmentation, "segmentation"),
+            resources=_typed(self.resources, "resources"),
+            routings=_typed(self.routings, "routings"),
+            materials=_typed(self.materials, "materials"),
+            bom=_typed(self.bom, "bom"),
+            inventory=_typed(self.inventory, "inventory"),
+            open_supply=_typed(self.open_supply, "open_supply"),
+            resource_calendar=None if self.resource_calendar is None else _typed(self.resource_calendar, "resource_calendar"),
+        )
+
+    @property
+    def months(self) -> list[dt.date]:
+        return sorted(self.demand.get_column("month").unique().to_list())
+
+    def capacity_calendar(self) -> pl.DataFrame:
+        """Capacity and overtime hours per resource and horizon month, overlays applied."""
+        if self.resource_calendar is not None:
+            return self.resource_calendar
+        months = pl.DataFrame({"month": self.months}, schema={"month": pl.Date})
+        return self.resources.select("resource", "capacity_hours", "overtime_hours").join(months, how="cross").select(
+            "resource", "month", "capacity_hours", "overtime_hours"
+        )
+
+
+def _month_window(spec: Any, months: list[dt.date]) -> list[dt.date]:
+    """Months a scenario overlay touches.
+
+    `months` may be absent (the whole horizon), {from: 0, to: 2} as offsets from the cycle
+    month (0 = cycle month, so a YAML scenario stays valid cycle after cycle), {from: '2027-01',
+    to: '2027-03'}, a list of 'YYYY-MM' or one 'YYYY-MM'.
+    """
+    if spec is None:
+        return list(months)
+
+    def to_date(value: Any) -> dt.date:
+        if isinstance(value, int):
+            return months[min(max(value, 0), len(months) - 1)]
+        return dt.datetime.strptime(str(value)[:7], "%Y-%m").date()
+
+    if isinstance(spec, Mapping):
+        start, end = to_date(spec.get("from", 0)), to_date(spec.get("to", len(months) - 1))
+        return [m for m in months if start <= m <= end]
+    values = spec if isinstance(spec, list | tuple) else [spec]
+    wanted = {to_date(v) for v in values}
+    return [m for m in months if m in wanted]
+
+
+def apply_scenario(inputs: SupplyInputs, scenario: Scenario) -> SupplyInputs:
+    """The inputs as the scenario sees them: demand, capacity or lead times changed by overlays.
+
+    A scenario is an overlay on the baseline's inputs, not a second data set, so every scenario
+    is solved from the same cycle's data and differs only where its YAML says so. Unknown
+    families, SKUs, resources, suppliers or materials are errors: a typo in a scenario must not
+    silently produce a copy of the baseline.
+    """
+    inputs = inputs.typed()
+    months = inputs.months
+    for overlay in scenario.overlays:
+        p = overlay.params
+        where = f"scenario {scenario.name}: {overlay.kind}"
+        if overlay.kind == "demand_change":
+            key, value = ("family", p["family"]) if "family" in p else ("sku", p["sku"])
+            if inputs.demand.filter(pl.col(key) == value).height == 0:
+                raise ValueError(f"{where}: no demand for {key} {value!r}")
+            factor = 1.0 + float(p["pct"]) / 100.0
+            hit = (pl.col(key) == value) & pl.col("month").is_in(_month_window(p.get("months"), months))
+            inputs = replace(
+                inputs,
+                demand=inputs.demand.with_columns(
+                    [pl.when(hit).then(pl.col(c) * factor).otherwise(pl.col(c)).alias(c) for c in ("quantity", "p10", "p90")]
+                ),
+            )
+        elif overlay.kind == "capacity_change":
+            resource = str(p["resource"])
+            if inputs.resources.filter(pl.col("resource") == resource).height == 0:
+                raise ValueError(f"{where}: unknown resource {resource!r}")
+            factor = float(p["factor"])
+            hit = (pl.col("resource") == resource) & pl.col("month").is_in(_month_window(p.get("months"), months))
+            columns = ["capacity_hours", "overtime_hours"] if p.get("overtime", True) else ["capacity_hours"]
+            calendar = inputs.capacity_calendar().with_columns(
+                [pl.when(hit).then(pl.col(c) * factor).otherwise(pl.col(c)).alias(c) for c in columns]
+            )
+            inputs = replace(inputs, resource_calendar=calendar)
+        elif overlay.kind == "lead_time_change":
+            key, value = ("supplier", p["supplier"]) if "supplier" in p else ("material", p["material"])
+            if inputs.materials.filter(pl.col(key) == value).height == 0:
+                raise ValueError(f"{where}: unknown {key} {value!r}")
+            factor = float(p["factor"])
+            # Lead times are whole months; a change rounds up (a doubled 1-month lead is 2 months).
+            longer = (pl.col("lead_time_months") * factor - 1e-9).ceil().clip(lower_bound=0).cast(pl.Int64)
+            inputs = replace(
+                inputs,
+                materials=inputs.materials.with_columns(
+                    pl.when(pl.col(key) == value).then(longer).otherwise(pl.col("lead_time_months")).alias("lead_time_months")
+                ),
+            )
+    return inputs
+
+
+# --------------------------------------------------------------------------------------------
+# Inventory targets
+# --------------------------------------------------------------------------------------------
+
+
+def compute_inventory_targets(demand: pl.DataFrame, segmentation: pl.DataFrame | None, settings: SupplySettings, cycle: str) -> pl.DataFrame:
+    """Safety stock and target inventory per SKU and month, sized on the forecast's own doubt.
+
+    The demand review's p10-p90 band says how wrong the consensus may be: sigma is about
+    (p90 - p10) / 2.563 for a normal error. Stock at the end of a month must protect the demand
+    of the months until the next replenishment can arrive (`protection_months`: review period
+    plus production lead time), so safety stock = z(service level) x sigma of next month's
+    demand x sqrt(protection months). The service level comes from the SKU's segment: an
+    'AX'-style entry first, then its ABC class, then the default. Target inventory adds cycle
+    stock (`cycle_stock_months` of next month's demand): with monthly replenishment the average
+    lot on hand. Targets are end-of-month targets; the last horizon month reuses its own month.
+    Missing or inverted p10/p90 fall back to sigma = fallback_cv x quantity.
+    """
+    demand = _typed(demand, "demand")
+    seg = _typed(segmentation, "segmentation")
+    levels = seg.select(
+        "sku",
+        pl.col("abc_class").fill_null(""),
+        (pl.col("abc_class").fill_null("") + pl.col("xyz_class").fill_null("")).alias("segment"),
+    )
+    by_segment = pl.DataFrame(
+        {"segment": list(settings.service_level_by_segment), "sl_segment": list(settings.service_level_by_segment.values())},
+        schema={"segment": pl.Utf8, "sl_segment": pl.Float64},
+    )
+    by_abc = pl.DataFrame(
+        {"abc_class": list(settings.service_level_by_abc), "sl_abc": list(settings.service_level_by_abc.values())},
+        schema={"abc_class": pl.Utf8, "sl_abc": pl.Float64},
+    )
+    service = (
+        levels.join(by_segment, on="segment", how="left")
+        .join(by_abc, on="abc_class", how="left")
+        .select("sku", pl.coalesce("sl_segment", "sl_abc", pl.lit(settings.service_level_default)).alias("service_level"))
+    )
+    spread = (pl.col("p90") - pl.col("p10")) / P10_P90_SPAN
+    sigma = pl.when(spread.is_not_null() & (spread >= 0)).then(spread).otherwise(settings.fallback_cv * pl.col("quantity"))
+    frame = (
+        demand.select("sku", "family", "month", "quantity", sigma.alias("sigma"))
+        .join(service, on="sku", how="left")
+        .with_columns(pl.col("service_level").fill_null(settings.service_level_default))
+        .sort("sku", "month")
+        .with_columns(
+            pl.col("sigma").shift(-1).over("sku").fill_null(pl.col("sigma")).alias("sigma_next"),
+            pl.col("quantity").shift(-1).over("sku").fill_null(pl.col("quantity")).alias("demand_next"),
+        )
+    )
+    z = ndtri(frame.get_column("service_level").to_numpy())
+    return frame.with_columns(pl.Series("z", z)).select(
+        pl.lit(cycle_label(cycle)).alias("cycle"),
+        "sku",
+        "family",
+        "month",
+        "service_level",
+        (pl.col("z") * pl.col("sigma_next") * math.sqrt(settings.protection_months)).clip(lower_bound=0).alias("safety_stock"),
+        (settings.cycle_stock_months * pl.col("demand_next")).clip(lower_bound=0).alias("cycle_stock"),
+    ).with_columns((pl.col("safety_stock") + pl.col("cycle_stock")).alias("target_inventory"))
+
+
+# --------------------------------------------------------------------------------------------
+# From frames to arrays
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Company:
+    """The inputs as dense arrays indexed by SKU, resource, material and month."""
+
+    months: list[dt.date]
+    skus: np.ndarray
+    family: np.ndarray
+    D: np.ndarray
+    TGT: np.ndarray
+    SS: np.ndarray
+    OSP: np.ndarray
+    I0: np.ndarray
+    price: np.ndarray
+    cost: np.ndarray
+    resources: np.ndarray
+    plant: np.ndarray
+    cap: np.ndarray
+    ot: np.ndarray
+    cph: np.ndarray
+    otc: np.ndarray
+    r_sku: np.ndarray
+    r_res: np.ndarray
+    r_hours: np.ndarray
+    r_prio: np.ndarray
+    materials: np.ndarray
+    supplier: np.ndarray
+    mcost: np.ndarray
+    lead: np.ndarray
+    supcap: np.ndarray
+    M0: np.ndarray
+    OSM: np.ndarray
+    b_sku: np.ndarray
+    b_mat: np.ndarray
+    b_qty: np.ndarray
+    has_capacity: bool
+    has_materials: bool
+    notes: list[str]
+
+
+def _index(values: pl.Series, name: str) -> pl.DataFrame:
+    return pl.DataFrame({name: values}).with_row_index(f"{name}_i").with_columns(pl.col(f"{name}_i").cast(pl.Int64))
+
+
+def _dense(frame: pl.DataFrame, row: str, n_rows: int, n_cols: int, value: str, col: str = "month_i") -> np.ndarray:
+    if frame.height == 0:
+        return np.zeros((n_rows, n_cols))
+    flat = frame.get_column(row).to_numpy() * n_cols + frame.get_column(col).to_numpy()
+    return np.bincount(flat, weights=frame.get_column(value).fill_null(0).to_numpy(), minlength=n_rows * n_cols).reshape(n_rows, n_cols)
+
+
+def _company(inputs: SupplyInputs, targets: pl.DataFrame) -> _Company:
+    notes: list[str] = []
+    demand = inputs.demand
+    months = inputs.months
+    T = len(months)
+    month_ix = _index(pl.Series(months, dtype=pl.Date), "month")
+    sku_ix = _index(demand.get_column("sku").unique().sort(), "sku")
+    n = sku_ix.height
+    skus = sku_ix.get_column("sku").to_numpy()
+
+    d = demand.join(sku_ix, on="sku").join(month_ix, on="month")
+    D = np.maximum(_dense(d, "sku_i", n, T, "quantity"), 0.0)
+    tg = targets.join(sku_ix, on="sku").join(month_ix, on="month")
+    TGT = _dense(tg, "sku_i", n, T, "target_inventory")
+    SS = _dense(tg, "sku_i", n, T, "safety_stock")
+    prod = sku_ix.join(inputs.products.select("sku", "family", "unit_price", "unit_cost"), on="sku", how="left").sort("sku_i")
+    fam_from_demand = demand.group_by("sku").agg(pl.col("family").first()) if "family" in demand.columns else None
+    if fam_from_demand is not None:
+        prod = prod.join(fam_from_demand.rename({"family": "_f"}), on="sku", how="left").with_columns(
+            pl.coalesce("family", "_f").alias("family")
+        )
+    family = prod.get_column("family").fill_null("(no family)").to_numpy()
+    price = prod.get_column("unit_price").fill_null(0).to_numpy()
+    cost = prod.get_column("unit_cost").fill_null(0).to_numpy()
+
+    inv = inputs.inventory.group_by("sku").agg(pl.col("on_hand").sum()).join(sku_ix, on="sku")
+    I0 = np.bincount(inv.get_column("sku_i").to_numpy(), weights=inv.get_column("on_hand").fill_null(0).to_numpy(), minlength=n)
+    osp = inputs.open_supply.filter(pl.col("item_type") == "product").rename({"item": "sku"}).join(sku_ix, on="sku").join(month_ix, on="month")
+    OSP = _dense(osp, "sku_i", n, T, "quantity")
+    stray = inputs.open_supply.filter((pl.col("item_type") == "product") & ~pl.col("item").is_in(sku_ix.get_column("sku").implode()))
+    if stray.height:
+        notes.append(f"{stray.height} open production orders for SKUs without demand in the horizon are ignored")
+
+    # Capacity: a resource without routings, or routings without resources, constrain nothing.
+    routings = inputs.routings.join(sku_ix, on="sku")
+    res_names = inputs.resources.get_column("resource").unique().sort()
+    res_ix = _index(res_names, "resource")
+    routings = routings.join(res_ix, on="resource")
+    has_capacity = routings.height > 0
+    R = res_ix.height
+    res = res_ix.join(inputs.resources, on="resource", how="left").sort("resource_i")
+    cal = inputs.capacity_calendar().join(res_ix, on="resource").join(month_ix, on="month")
+    cap = _dense(cal, "resource_i", R, T, "capacity_hours")
+    ot = _dense(cal, "resource_i", R, T, "overtime_hours")
+
+    mat_names = inputs.materials.get_column("material").unique().sort()
+    mat_ix = _index(mat_names, "material")
+    mats = mat_ix.join(inputs.materials, on="material", how="left").sort("material_i")
+    bom = inputs.bom.join(sku_ix, on="sku").join(mat_ix, on="material")
+    has_materials = bom.height > 0
+    M = mat_ix.height
+    osm = inputs.open_supply.filter(pl.col("item_type") == "material").rename({"item": "material"}).join(mat_ix, on="material").join(month_ix, on="month")
+
+    if not has_capacity and not has_materials:
+        raise SupplyDataMissing(
+            "no supply data: resources/routings and materials/bom are empty or do not cover the demand's SKUs, "
+            "so there is no capacity or material to plan against (supply review skipped)"
+        )
+    if not has_capacity:
+        notes.append("no resources/routings: production is planned without capacity limits")
+    if not has_materials:
+        notes.append("no materials/bom: production is planned without material limits")
+    unrouted = n - routings.get_column("sku").n_unique() if has_capacity else 0
+    if has_capacity and unrouted:
+        notes.append(f"{unrouted} SKUs have no routing: planned without capacity limit at their standard cost")
+
+    return _Company(
+        months=months, skus=skus, family=family, D=D, TGT=TGT, SS=SS, OSP=OSP, I0=I0, price=price, cost=cost,
+        resources=res.get_column("resource").to_numpy(), plant=res.get_column("plant").fill_null("").to_numpy(),
+        cap=cap, ot=ot, cph=res.get_column("cost_per_hour").fill_null(0).to_numpy(),
+        otc=res.get_column("overtime_cost_per_hour").fill_null(0).to_numpy(),
+        r_sku=routings.get_column("sku_i").to_numpy(), r_res=routings.get_column("resource_i").to_numpy(),
+        r_hours=routings.get_column("hours_per_unit").to_numpy(),
+        r_prio=routings.get_column("priority").fill_null(1).to_numpy(),
+        materials=mats.get_column("material").to_numpy(), supplier=mats.get_column("supplier").fill_null("").to_numpy(),
+        mcost=mats.get_column("unit_cost").fill_null(0).to_numpy(),
+        lead=mats.get_column("lead_time_months").fill_null(0).to_numpy().astype(np.int64),
+        supcap=mats.get_column("supplier_capacity").fill_null(np.inf).to_numpy(),
+        M0=mats.get_column("on_hand").fill_null(0).to_numpy(), OSM=_dense(osm, "material_i", M, T, "quantity"),
+        b_sku=bom.get_column("sku_i").to_numpy(), b_mat=bom.get_column("material_i").to_numpy(), b_qty=bom.get_column("qty_per").to_numpy(),
+        has_capacity=has_capacity, has_materials=has_materials, notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Planning items: SKUs, or families split by routing, on net requirements
+# --------------------------------------------------------------------------------------------
+
+
+def _own_supply_projection(c: _Company, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """What each SKU's own stock and open supply cover without any new production.
+
+    Returns (deficit, excess): per SKU and month, the demand its own supply leaves uncovered
+    (incremental backlog, or lost units) and the own stock left at month end. Rough-cut planning
+    runs on these net requirements so that one SKU's surplus never hides another's shortage.
+    """
+    n, T = c.D.shape
+    excess = np.zeros((n, T))
+    deficit = np.zeros((n, T))
+    position = c.I0.copy()
+    backlog_prev = np.zeros(n)
+    for t in range(T):  # a recursion in time, vectorised over SKUs
+        position = position + c.OSP[:, t] - c.D[:, t]
+        if mode == "backorder":
+            backlog = np.maximum(-position, 0.0)
+            deficit[:, t] = backlog - backlog_prev
+            backlog_prev = backlog
+        else:
+            deficit[:, t] = np.maximum(-position, 0.0)
+            position = np.maximum(position, 0.0)
+        excess[:, t] = np.maximum(position, 0.0)
+    return deficit, excess
+
+
+def _allocate(c: _Company, item_of_sku: np.ndarray, supply: np.ndarray | None, mode: str) -> dict[str, np.ndarray]:
+    """Fair-share disaggregation of item production to SKUs, month by month.
+
+    Each month the item's production goes first to the SKUs' demand (backlog included), in
+    proportion to what each SKU lacks, so that a shortage is shared as equal fill rates. What is
+    left lifts stock by equal run-out: every SKU is covered to its target this month, then
+    through next month's demand and target, and so on, as far as the quantity reaches; the last
+    month reached is shared in proportion to what each SKU still needs for it. A pre-build
+    the LP makes ahead of a peak or an outage thus lands on the SKUs that will need it, in the
+    order they will need it. With `supply=None` every SKU gets exactly what it needs this month
+    (demand and target): the unconstrained requirement that weights the item averages.
+    """
+    n, T = c.D.shape
+    G = int(item_of_sku.max()) + 1 if n else 0
+    agg = sp.csr_matrix((np.ones(n), (item_of_sku, np.arange(n))), shape=(G, n))
+    prod = np.zeros((n, T))
+    inv = np.zeros((n, T))
+    short = np.zeros((n, T))
+    stock = c.I0.copy()
+    backlog = np.zeros(n)
+    cum_demand = np.concatenate([np.zeros((n, 1)), np.cumsum(c.D, axis=1)], axis=1)
+    demand_weight = c.D.sum(axis=1) + 1e-9
+    weight_sum = agg @ demand_weight
+
+    for t in range(T):  # a recursion in time, vectorised over SKUs and items
+        avail = stock + c.OSP[:, t] - backlog
+        need_now = np.maximum(c.D[:, t] - avail, 0.0)
+        if supply is None:
+            p = np.maximum(c.D[:, t] + c.TGT[:, t] - avail, 0.0)
+        else:
+            left = supply[:, t]
+            total = agg @ need_now
+            frac = np.divide(left, total, out=np.ones(G), where=total > 0).clip(0, 1)
+            p = need_now * frac[item_of_sku]
+            left = np.maximum(left - agg @ p, 0.0)
+            if (left > QTY_TOL).any():
+                on_hand = np.maximum(avail + p - c.D[:, t], 0.0)
+                # Level k needs: demand of months t+1..t+k plus the target at the end of t+k.
+                k = np.arange(T - t)
+                future = cum_demand[:, t + 1 + k] - cum_demand[:, [t + 1]]
+                level = np.maximum.accumulate(np.maximum(future + c.TGT[:, t + k] - on_hand[:, None], 0.0), axis=1)
+                level_total = agg @ level
+                reached = (level_total <= left[:, None] + 1e-9).sum(axis=1)  # levels fully covered
+                full_idx = np.maximum(reached - 1, 0)[item_of_sku]
+                full = np.where(reached[item_of_sku] > 0, level[np.arange(n), full_idx], 0.0)
+                full_total = np.where(reached > 0, level_total[np.arange(G), np.maximum(reached - 1, 0)], 0.0)
+                part = np.minimum(reached, T - t - 1)[item_of_sku]
+                step = level[np.arange(n), part] - full
+                step_total = agg @ step
+                spill = left - full_total
+                in_range = reached < T - t
+                frac = np.where(in_range, np.divide(spill, step_total, out=np.zeros(G), where=step_total > 0), 0.0).clip(0, 1)
+                extra = full + step * frac[item_of_sku]
+                # Beyond the last month's needs: spread by the SKUs' share of the item's demand.
+                rest = np.maximum(spill - np.where(in_range, step_total * frac, 0.0), 0.0)
+                extra = extra + rest[item_of_sku] * demand_weight / weight_sum[item_of_sku]
+                p = p + extra
+        net = avail + p - c.D[:, t]
+        prod[:, t] = p
+        inv[:, t] = np.maximum(net, 0.0)
+        short[:, t] = np.maximum(-net, 0.0)
+        stock = inv[:, t]
+        backlog = short[:, t] if mode == "backorder" else np.zeros(n)
+    return {"production": prod, "inventory": inv, "shortfall": short}
+
+
+@dataclass
+class _Items:
+    """Planning items with their aggregated demand, stock, targets, costs and coefficients."""
+
+    names: np.ndarray
+    family: np.ndarray
+    item_of_sku: np.ndarray
+    primary: np.ndarray  # per SKU: its preferred resource (-1 without routing)
+    D: np.ndarray
+    I0: np.ndarray
+    OS: np.ndarray
+    TGT: np.ndarray
+    hold: np.ndarray
+    penalty: np.ndarray
+    below: np.ndarray
+    p_item: np.ndarray
+    p_res: np.ndarray
+    H: np.ndarray
+    alpha: np.ndarray  # share of the item's requirement that may use the pair (1 on the primary)
+    bounded: np.ndarray  # pairs whose alpha is below 1 in some month: they get an ALT row
+    q_item: np.ndarray
+    q_mat: np.ndarray
+    A: np.ndarray
+    noroute: np.ndarray
+    row_pair: np.ndarray  # routing row -> pair
+
+
+def _weighted(group: np.ndarray, n_groups: int, values: np.ndarray, weights: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Per-group weighted average of `values` (rows x months), `fallback` where weights vanish."""
+    agg = sp.csr_matrix((np.ones(len(group)), (group, np.arange(len(group)))), shape=(n_groups, len(group)))
+    num = agg @ (values * weights)
+    den = agg @ weights
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
+
+
+def _primary_resource(c: _Company) -> np.ndarray:
+    """Each SKU's preferred routing: lowest priority number, then fewest hours; -1 if none."""
+    primary = np.full(len(c.skus), -1, dtype=np.int64)
+    if len(c.r_sku):
+        order = np.lexsort((c.r_hours, c.r_prio, c.r_sku))
+        first = order[np.r_[True, c.r_sku[order][1:] != c.r_sku[order][:-1]]]
+        primary[c.r_sku[first]] = c.r_res[first]
+    return primary
+
+
+def _items(c: _Company, settings: SupplySettings) -> _Items:
+    """Group SKUs into planning items and aggregate everything the LP needs per item.
+
+    At family level an item is a family on one primary resource ("Cooling @ VLC-L01"): the
+    rough-cut unit whose load lands on a known line, so that a tight line cuts only the
+    volume that really runs on it. An item's alternate routings become pairs too, but an
+    alternate may carry at most the share of the item's requirement whose SKUs have that
+    routing (alpha), so a flexibility that three SKUs have is not lent to the other ten. Hours
+    and material per unit are averages over the item's SKUs weighted by what each SKU needs
+    produced that month (its unconstrained net requirement), which is also the proportion the
+    fair-share disaggregation hands production out in, so the two agree on load.
+    """
+    n, T = c.D.shape
+    mode = settings.shortfall_mode
+    sku_level = settings.planning_level == "sku"
+    primary = _primary_resource(c)
+    if sku_level:
+        key = c.skus.astype(str)
+    else:
+        res_label = np.where(primary >= 0, c.resources[np.maximum(primary, 0)] if len(c.resources) else "", "(no routing)")
+        key = (c.family.astype(object) + " @ " + res_label.astype(object)).astype(str)
+    names, item_of_sku = np.unique(key, return_inverse=True)
+    G = len(names)
+    item_family = np.empty(G, dtype=object)
+    item_family[item_of_sku] = c.family
+    agg_items = sp.csr_matrix((np.ones(n), (item_of_sku, np.arange(n))), shape=(G, n))
+
+    if sku_level:
+        D, I0, OS, TGT = c.D, c.I0, c.OSP, c.TGT
+    else:
+        # Net requirements: demand the SKU's own stock and open supply leave uncovered, and the
+        # part of its target its own surplus does not already meet.
+        deficit, excess = _own_supply_projection(c, mode)
+        D, I0, OS = agg_items @ deficit, np.zeros(G), np.zeros((G, T))
+        TGT = agg_items @ np.maximum(c.TGT - excess, 0.0)
+    # Weights for item averages: what each SKU would need produced each month without limits.
+    W = _allocate(c, item_of_sku, None, mode)["production"] + 1e-6 * c.D + 1e-12
+    WG = agg_items @ W
+    total_demand = (c.D.sum(axis=1) + 1e-9)[:, None]
+    zeros = np.zeros((G, 1))
+    base = np.maximum(c.price, c.cost)
+    hold = _weighted(item_of_sku, G, (settings.holding_rate_per_month * c.cost)[:, None], total_demand, zeros)[:, 0]
+    penalty = _weighted(item_of_sku, G, (settings.shortfall_penalty_factor * base)[:, None], total_demand, zeros)[:, 0]
+    below = _weighted(item_of_sku, G, (settings.below_target_penalty_factor * c.cost)[:, None], total_demand, zeros)[:, 0]
+
+    # Routing pairs (item, resource).
+    R = max(len(c.resources), 1)
+    pair_key = item_of_sku[c.r_sku] * R + c.r_res
+    pair_keys, row_pair = np.unique(pair_key, return_inverse=True)
+    P = len(pair_keys)
+    p_item, p_res = pair_keys // R, pair_keys % R
+    plain = _weighted(row_pair, P, c.r_hours[:, None], np.ones((len(c.r_sku), 1)), np.zeros((P, 1)))
+    H = _weighted(row_pair, P, c.r_hours[:, None], W[c.r_sku], plain)
+    agg_rows = sp.csr_matrix((np.ones(len(row_pair)), (row_pair, np.arange(len(row_pair)))), shape=(P, len(row_pair)))
+    capable = agg_rows @ W[c.r_sku]
+    alpha = np.clip(capable / np.maximum(WG[p_item], 1e-300), 0.0, 1.0)
+    is_primary = np.zeros(P, dtype=bool)
+    prim_rows = c.r_res == primary[c.r_sku]
+    is_primary[row_pair[prim_rows]] = True
+    alpha[is_primary] = 1.0
+    bounded = (alpha < 1.0 - 1e-9).any(axis=1) & ~is_primary
+
+    # Material pairs (item, material): units per item unit over all the item's SKUs.
+    M = max(len(c.materials), 1)
+    q_keys, row_q = np.unique(item_of_sku[c.b_sku] * M + c.b_mat, return_inverse=True)
+    q_item, q_mat = q_keys // M, q_keys % M
+    agg_q = sp.csr_matrix((np.ones(len(row_q)), (row_q, np.arange(len(row_q)))), shape=(len(q_keys), len(row_q)))
+    num = agg_q @ (c.b_qty[:, None] * W[c.b_sku])
+    count = np.bincount(item_of_sku, minlength=G).astype(float)
+    plain_q = (agg_q @ c.b_qty) / count[q_item] if len(q_keys) else np.zeros(0)
+    A = np.where(WG[q_item] > 0, num / np.where(WG[q_item] > 0, WG[q_item], 1.0), plain_q[:, None])
+
+    # Items without a routing still cost money to make: standard cost less their materials.
+    routed = np.zeros(G, dtype=bool)
+    routed[p_item] = True
+    avg_cost = _weighted(item_of_sku, G, c.cost[:, None], total_demand, zeros)
+    mat_cost = np.zeros((G, T))
+    np.add.at(mat_cost, q_item, A * c.mcost[q_mat][:, None])
+    noroute = np.where(routed[:, None], 0.0, np.maximum(avg_cost - mat_cost, 0.0))
+    return _Items(
+        names=names, family=item_family, item_of_sku=item_of_sku, primary=primary, D=D, I0=I0, OS=OS, TGT=TGT, hold=hold,
+        penalty=penalty, below=below, p_item=p_item, p_res=p_res, H=H, alpha=alpha, bounded=bounded, q_item=q_item,
+        q_mat=q_mat, A=A, noroute=noroute, row_pair=row_pair,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The linear program
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _LP:
+    offsets: dict[str, int]
+    rows: dict[str, int]
+    n_cols: int
+    n_rows: int
+    cost: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    matrix: sp.csc_matrix
+
+
+def _build_lp(c: _Company, it: _Items, settings: SupplySettings) -> _LP:
+    """The supply LP as arrays: one block of columns or rows per variable or constraint family.
+
+    Columns, each per month: X production per (item, resource) routing pair, Y production per
+    item, I ending inventory, S shortfall (backlog at month end, or units lost), U units below
+    target, O overtime hours per resource, Q receipts of new purchases per material (ordered
+    lead-time months earlier), M material stock. Rows, each per month: LINK (Y = sum of X),
+    BAL (item inventory balance), TGT (I + U >= target), CAP (hours <= capacity + overtime),
+    MAT (material stock balance with BOM usage), ALT (an alternate routing carries at most
+    alpha x Y, only for pairs where not all the item's SKUs have it). Every block is built from index arithmetic on
+    whole arrays; nothing loops over SKUs, items or months.
+    """
+    T = len(c.months)
+    G, P, R, M = len(it.names), len(it.p_item), len(c.resources), len(c.materials)
+    alt = np.flatnonzero(it.bounded)
+    backorder = settings.shortfall_mode == "backorder"
+    inf = highspy.kHighsInf
+    sizes = {"X": P, "Y": G, "I": G, "S": G, "U": G, "O": R, "Q": M, "M": M}
+    offsets, start = {}, 0
+    for name, count in sizes.items():
+        offsets[name], start = start, start + count * T
+    n_cols = start
+    row_sizes = {"LINK": G, "BAL": G, "TGT": G, "CAP": R, "MAT": M, "ALT": len(alt)}
+    rows, start = {}, 0
+    for name, count in row_sizes.items():
+        rows[name], start = start, start + count * T
+    n_rows = start
+    tt = np.arange(T)
+
+    def at(base: int, k: np.ndarray, shift: int = 0) -> np.ndarray:
+        """Flat indices of entries (k, t + shift) of a block, as a (len(k), T) array."""
+        return base + np.asarray(k)[:, None] * T + (tt + shift)[None, :]
+
+    later = tt >= 1  # entries that refer to the month before
+    items, mats, res = np.arange(G), np.arange(M), np.arange(R)
+    ent_r, ent_c, ent_v = [], [], []
+
+    def add(r: np.ndarray, col: np.ndarray, v: np.ndarray | float, mask: np.ndarray | None = None) -> None:
+        v = np.broadcast_to(v, r.shape)
+        if mask is not None:
+            r, col, v = r[:, mask], col[:, mask], v[:, mask]
+        ent_r.append(r.ravel())
+        ent_c.append(col.ravel())
+        ent_v.append(np.asarray(v, dtype=float).ravel())
+
+    # LINK: Y - sum_p X = 0 (free row for items without routing).
+    add(at(rows["LINK"], items), at(offsets["Y"], items), 1.0)
+    add(at(rows["LINK"], it.p_item), at(offsets["X"], np.arange(P)), -1.0)
+    # BAL: I_t - I_{t-1} - Y_t - S_t (+ S_{t-1} for backorders) = OS_t - D_t (+ I0 in month 0).
+    add(at(rows["BAL"], items), at(offsets["I"], items), 1.0)
+    add(at(rows["BAL"], items), at(offsets["I"], items, -1), -1.0, later)
+    add(at(rows["BAL"], items), at(offsets["Y"], items), -1.0)
+    add(at(rows["BAL"], items), at(offsets["S"], items), -1.0)
+    if backorder:
+        add(at(rows["BAL"], items), at(offsets["S"], items, -1), 1.0, later)
+    # TGT: I + U >= target.
+    add(at(rows["TGT"], items), at(offsets["I"], items), 1.0)
+    add(at(rows["TGT"], items), at(offsets["U"], items), 1.0)
+    # CAP: sum_p H X - O <= capacity.
+    add(at(rows["CAP"], it.p_res), at(offsets["X"], np.arange(P)), it.H)
+    add(at(rows["CAP"], res), at(offsets["O"], res), -1.0)
+    # MAT: M_t - M_{t-1} - Q_t + sum_i A Y = open supply (+ on hand in month 0).
+    add(at(rows["MAT"], mats), at(offsets["M"], mats), 1.0)
+    add(at(rows["MAT"], mats), at(offsets["M"], mats, -1), -1.0, later)
+    add(at(rows["MAT"], mats), at(offsets["Q"], mats), -1.0)
+    add(at(rows["MAT"], it.q_mat), at(offsets["Y"], it.q_item), it.A)
+    # ALT: X_alt - alpha Y <= 0.
+    add(at(rows["ALT"], np.arange(len(alt))), at(offsets["X"], alt), 1.0)
+    add(at(rows["ALT"], np.arange(len(alt))), at(offsets["Y"], it.p_item[alt]), -it.alpha[alt])
+    matrix = sp.csc_matrix(
+        (np.concatenate(ent_v), (np.concatenate(ent_r), np.concatenate(ent_c))), shape=(n_rows, n_cols)
+    )
+
+    has_pair = np.zeros(G, dtype=bool)
+    has_pair[it.p_item] = True
+    bal_rhs = it.OS - it.D
+    bal_rhs[:, 0] += it.I0
+    mat_rhs = c.OSM.copy()
+    mat_rhs[:, 0] += c.M0
+    link_lo = np.where(has_pair[:, None], 0.0, -inf) * np.ones((1, T))
+    link_hi = np.where(has_pair[:, None], 0.0, inf) * np.ones((1, T))
+    row_lower = np.concatenate([link_lo.ravel(), bal_rhs.ravel(), it.TGT.ravel(), np.full(R * T, -inf), mat_rhs.ravel(), np.full(len(alt) * T, -inf)])
+    row_upper = np.concatenate([link_hi.ravel(), bal_rhs.ravel(), np.full(G * T, inf), c.cap.ravel(), mat_rhs.ravel(), np.zeros(len(alt) * T)])
+
+    # Purchases that would have had to be ordered before the cycle cannot arrive: Q = 0 for
+    # t < lead time. New receipts fill what the supplier can still deliver beside open orders.
+    receipt_cap = np.where(tt[None, :] >= c.lead[:, None], np.maximum(c.supcap[:, None] - c.OSM, 0.0), 0.0)
+    shortfall_cap = np.full((G, T), inf) if backorder else np.maximum(it.D, 0.0)
+    col_upper = np.concatenate([
+        np.full(P * T, inf), np.full(G * T, inf), np.full(G * T, inf), shortfall_cap.ravel(), it.TGT.ravel(),
+        c.ot.ravel(), receipt_cap.ravel(), np.full(M * T, inf),
+    ])
+    premium = np.maximum(c.otc - c.cph, 0.0)  # overtime hours also count as load at the regular rate
+    cost = np.concatenate([
+        (it.H * c.cph[it.p_res][:, None]).ravel(),
+        it.noroute.ravel(),
+        np.repeat(it.hold, T),
+        np.repeat(it.penalty, T),
+        np.repeat(it.below, T),
+        np.repeat(premium, T),
+        np.repeat(c.mcost, T),
+        np.repeat(settings.material_holding_rate_per_month * c.mcost, T),
+    ])
+    return _LP(offsets, rows, n_cols, n_rows, cost, np.zeros(n_cols), col_upper, row_lower, row_upper, matrix)
+
+
+def _solve(lp: _LP, settings: SupplySettings) -> tuple[str, bool, float | None, np.ndarray | None, np.ndarray | None]:
+    """Pass the model to HiGHS in one call and read primal values and row duals back as arrays."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(settings.time_limit_seconds))
+    h.setOptionValue("solver", settings.solver_method)
+    m = lp.matrix
+    h.passModel(
+        lp.n_cols, lp.n_rows, m.nnz, int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize), 0.0,
+        lp.cost, lp.col_lower, lp.col_upper, lp.row_lower, lp.row_upper,
+        m.indptr.astype(np.int32), m.indices.astype(np.int32), m.data.astype(np.float64),
+        np.zeros(lp.n_cols, dtype=np.int32),
+    )
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    info = h.getInfo()
+    if info.primal_solution_status != 2:  # no feasible primal solution to report
+        return status, False, None, None, None
+    sol = h.getSolution()
+    return status, optimal, float(info.objective_function_value), np.asarray(sol.col_value), np.asarray(sol.row_dual)
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SupplyResult:
+    """One scenario's supply plan, its diagnosis and how long each stage took.
+
+    Frames (all carry cycle and scenario): `supply_plan` per SKU and month, `capacity_plan` per
+    resource and month, `material_plan` per material and month, `production_plan` per planning
+    item, resource and month (the rough-cut plan), `supply_exceptions` per SKU-month with
+    shortfall or stock below target and the constraint behind it, `bottlenecks` ranked by
+    shadow price x load. `lp_size` has rows, cols and nonzeros; `timings` seconds per stage.
+    """
+
+    cycle: str
+    scenario: str
+    planning_level: str
+    shortfall_mode: str
+    status: str
+    optimal: bool
+    objective: float | None
+    lp_size: dict[str, int]
+    timings: dict[str, float]
+    notes: list[str]
+    cost_breakdown: dict[str, float]
+    supply_plan: pl.DataFrame
+    capacity_plan: pl.DataFrame
+    material_plan: pl.DataFrame
+    production_plan: pl.DataFrame
+    supply_exceptions: pl.DataFrame
+    bottlenecks: pl.DataFrame
+    detail: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _grid(names: np.ndarray, months: list[dt.date], name: str) -> dict[str, pl.Series]:
+    T = len(months)
+    k = len(names)
+    return {
+        name: pl.Series(name, names, dtype=pl.Utf8).gather(np.repeat(np.arange(k), T)) if k else pl.Series(name, [], dtype=pl.Utf8),
+        "month": pl.Series("month", months, dtype=pl.Date).gather(np.tile(np.arange(T), k)) if k else pl.Series("month", [], dtype=pl.Date),
+    }
+
+
+def _prefix_best(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running maximum over months and the month it came from, row by row."""
+    T = values.shape[1]
+    best = np.maximum.accumulate(values, axis=1)
+    month = np.maximum.accumulate(np.where(values >= best, np.arange(T)[None, :], -1), axis=1)
+    return best, month
+
+
+def _best_per_sku(n: int, sku_of_row: np.ndarray, values: np.ndarray, month: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per SKU and month, the largest value over the SKU's rows (routings or BOM lines)."""
+    T = values.shape[1]
+    best = np.zeros((n, T))
+    best_label = np.full((n, T), -1, dtype=np.int64)
+    best_month = np.full((n, T), -1, dtype=np.int64)
+    if len(sku_of_row) == 0:
+        return best, best_label, best_month
+    order = np.argsort(sku_of_row, kind="stable")
+    s, v, mo, lab = sku_of_row[order], values[order], month[order], label[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    top = np.maximum.reduceat(v, starts, axis=0)
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(s)]))
+    is_top = v >= top[seg]
+    first = np.minimum.reduceat(np.where(is_top, np.arange(len(s))[:, None], len(s)), starts, axis=0)
+    first = np.minimum(first, len(s) - 1)
+    best[s[starts]] = top
+    best_label[s[starts]] = np.take_along_axis(lab, first, axis=0)
+    best_month[s[starts]] = np.take_along_axis(mo, first, axis=0)
+    return best, best_label, best_month
+
+
+def plan_supply(
+    inputs: SupplyInputs,
+    settings: SupplySettings,
+    scenario: str = BASELINE,
+    cycle: str | None = None,
+    targets: pl.DataFrame | None = None,
+) -> SupplyResult:
+    """Solve one scenario's constrained supply plan and explain where it falls short.
+
+    `inputs` are the scenario's inputs (see `apply_scenario`); `targets` the baseline's
+    inventory targets (computed from `inputs.demand` when omitted; scenarios keep the
+    baseline's targets so that they differ only in what their overlays change). Raises
+    `SupplyDataMissing` when there is neither capacity nor material data.
+
+    At family level the LP plans each family (split by routing signature) on net requirements
+    with requirement-weighted average hours and material usage; the fair-share disaggregation
+    then gives per-SKU production, inventory and shortfall. At SKU level the LP's own values
+    are the SKU plan. Capacity, material and production plans are the LP's.
+    """
+    t_start = time.perf_counter()
+    inputs = inputs.typed()
+    cycle = cycle_label(cycle or inputs.months[0])
+    if targets is None:
+        targets = compute_inventory_targets(inputs.demand, inputs.segmentation, settings, cycle)
+    c = _company(inputs, targets)
+    it = _items(c, settings)
+    t_prepared = time.perf_counter()
+    lp = _build_lp(c, it, settings)
+    t_built = time.perf_counter()
+    status, optimal, objective, x, duals = _solve(lp, settings)
+    t_solved = time.perf_counter()
+    lp_size = {"rows": lp.n_rows, "cols": lp.n_cols, "nonzeros": int(lp.matrix.nnz), "items": len(it.names)}
+    timings = {"prepare": t_prepared - t_start, "build": t_built - t_prepared, "solve": t_solved - t_built}
+    if x is None:
+        empty = _empty_result(cycle, scenario, settings, status, lp_size, timings, c.notes)
+        empty.timings["total"] = time.perf_counter() - t_start
+        return empty
+
+    T = len(c.months)
+    G, P, R, M = len(it.names), len(it.p_item), len(c.resources), len(c.materials)
+    block = {k: x[off: off + size * T].reshape(size, T) for (k, off), size in zip(lp.offsets.items(), (P, G, G, G, G, R, M, M))}
+    X, Y, I, S, U, O, Qr, Mi = (np.maximum(block[k], 0.0) for k in ("X", "Y", "I", "S", "U", "O", "Q", "M"))
+    cap_dual = duals[lp.rows["CAP"]: lp.rows["CAP"] + R * T].reshape(R, T)
+    mat_dual = duals[lp.rows["MAT"]: lp.rows["MAT"] + M * T].reshape(M, T)
+    shadow = np.maximum(-cap_dual, 0.0)  # value of one more regular hour
+    # Material rows price a unit at its purchase cost when it can still be bought; what one more
+    # unit in that month is worth above that is the scarcity (lead time or supplier capacity).
+    rent = np.maximum(-mat_dual - c.mcost[:, None], 0.0)
+    rent[rent < 1e-7 * np.maximum(c.mcost[:, None], 1.0)] = 0.0
+    shadow[shadow < 1e-9] = 0.0
+
+    # SKU detail.
+    if settings.planning_level == "sku":
+        sku_prod, sku_inv, sku_short = Y[it.item_of_sku], I[it.item_of_sku], S[it.item_of_sku]
+    else:
+        alloc = _allocate(c, it.item_of_sku, Y, settings.shortfall_mode)
+        sku_prod, sku_inv, sku_short = alloc["production"], alloc["inventory"], alloc["shortfall"]
+    t_disaggregated = time.perf_counter()
+    timings["disaggregate"] = t_disaggregated - t_solved
+
+    load = np.zeros((R, T))
+    np.add.at(load, it.p_res, X * it.H)
+    requirement = np.zeros((M, T))
+    np.add.at(requirement, it.q_mat, it.A * Y[it.q_item])
+    placed_src = np.arange(T)[None, :] + c.lead[:, None]
+    placed = np.where(placed_src < T, np.take_along_axis(Qr, np.minimum(placed_src, T - 1), axis=1), 0.0)
+    overtime = np.clip(load - c.cap, 0.0, None)
+
+    base = {"cycle": cycle, "scenario": scenario}
+    n = len(c.skus)
+    supply_plan = pl.DataFrame({
+        **_grid(c.skus, c.months, "sku"),
+        "family": pl.Series(c.family.astype(str)).gather(np.repeat(np.arange(n), T)),
+        "demand": c.D.ravel(), "open_supply": c.OSP.ravel(), "production": sku_prod.ravel(), "ending_inventory": sku_inv.ravel(),
+        "shortfall": sku_short.ravel(), "safety_stock": c.SS.ravel(), "target_inventory": c.TGT.ravel(),
+    }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), "sku", "family", "month", "demand", "open_supply",
+              "production", "ending_inventory", "shortfall", "safety_stock", "target_inventory")
+    capacity_plan = pl.DataFrame({
+        **_grid(c.resources, c.months, "resource"),
+        "plant": pl.Series(c.plant.astype(str)).gather(np.repeat(np.arange(R), T)) if R else pl.Series([], dtype=pl.Utf8),
+        "capacity_hours": c.cap.ravel(), "overtime_available": c.ot.ravel(), "load_hours": load.ravel(),
+        "overtime_hours": overtime.ravel(),
+        "utilization": np.divide(load, c.cap, out=np.where(load > 0, np.inf, 0.0), where=c.cap > 0).ravel(),
+        "shadow_price": shadow.ravel(),
+    }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), "resource", "plant", "month", "capacity_hours",
+              "overtime_available", "load_hours", "overtime_hours", "utilization", "shadow_price")
+    material_plan = pl.DataFrame({
+        **_grid(c.materials, c.months, "material"),
+        "supplier": pl.Series(c.supplier.astype(str)).gather(np.repeat(np.arange(M), T)) if M else pl.Series([], dtype=pl.Utf8),
+        "requirement": requirement.ravel(), "purchase": placed.ravel(), "purchase_receipts": Qr.ravel(),
+        "open_supply": c.OSM.ravel(), "ending_inventory": Mi.ravel(), "shadow_price": rent.ravel(),
+    }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), "material", "supplier", "month", "requirement",
+              "purchase", "purchase_receipts", "open_supply", "ending_inventory", "shadow_price")
+    production_plan = _production_plan(c, it, X, Y, cycle, scenario)
+
+    exceptions = _exceptions(c, it, settings, sku_inv, sku_short, S, U, shadow, rent, cycle, scenario)
+    bottlenecks = _bottlenecks(c, load, shadow, rent, requirement, cycle, scenario)
+
+    premium = np.maximum(c.otc - c.cph, 0.0)
+    cost_breakdown = {
+        "conversion": float((load * c.cph[:, None]).sum() + (it.noroute * Y).sum()),
+        "overtime_premium": float((overtime * premium[:, None]).sum()),
+        "purchases": float((Qr * c.mcost[:, None]).sum()),
+        "holding": float((I * it.hold[:, None]).sum() + (Mi * (settings.material_holding_rate_per_month * c.mcost)[:, None]).sum()),
+        "shortfall_penalty": float((S * it.penalty[:, None]).sum()),
+        "below_target_penalty": float((U * it.below[:, None]).sum()),
+    }
+    cost_breakdown["total"] = sum(cost_breakdown.values())
+    timings["report"] = time.perf_counter() - t_disaggregated
+    timings["total"] = time.perf_counter() - t_start
+    return SupplyResult(
+        cycle=cycle, scenario=scenario, planning_level=settings.planning_level, shortfall_mode=settings.shortfall_mode,
+        status=status, optimal=optimal, objective=objective, lp_size=lp_size, timings=timings, notes=c.notes,
+        cost_breakdown=cost_breakdown, supply_plan=supply_plan, capacity_plan=capacity_plan, material_plan=material_plan,
+        production_plan=production_plan, supply_exceptions=exceptions, bottlenecks=bottlenecks,
+        detail={"company": c, "items": it, "X": X, "receipts": Qr, "sku_production": sku_prod,
+                "sku_inventory": sku_inv, "sku_shortfall": sku_short},
+    )
+
+
+def _production_plan(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, cycle: str, scenario: str) -> pl.DataFrame:
+    """Rough-cut production per planning item, resource and month (items without routing: no resource)."""
+    T = len(c.months)
+    routed = np.zeros(len(it.names), dtype=bool)
+    routed[it.p_item] = True
+    free = np.flatnonzero(~routed)
+    item = np.concatenate([it.p_item, free])
+    resource = np.concatenate([c.resources[it.p_res].astype(object), np.full(len(free), None, dtype=object)])
+    plant = np.concatenate([c.plant[it.p_res].astype(object), np.full(len(free), None, dtype=object)])
+    qty = np.concatenate([X, Y[free]]) if len(item) else np.zeros((0, T))
+    hours = np.concatenate([X * it.H, np.zeros((len(free), T))]) if len(item) else np.zeros((0, T))
+    k = len(item)
+    rep = np.repeat(np.arange(k), T)
+    return pl.DataFrame({
+        "family": pl.Series(it.family[item].astype(str) if k else [], dtype=pl.Utf8).gather(rep),
+        "item": pl.Series(it.names[item] if k else [], dtype=pl.Utf8).gather(rep),
+        "resource": pl.Series(list(resource), dtype=pl.Utf8).gather(rep),
+        "plant": pl.Series(list(plant), dtype=pl.Utf8).gather(rep),
+        "month": pl.Series(c.months, dtype=pl.Date).gather(np.tile(np.arange(T), k)),
+        "production": qty.ravel(), "load_hours": hours.ravel(),
+    }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), pl.all())
+
+
+def _exceptions(c, it, settings, sku_inv, sku_short, S, U, shadow, rent, cycle, scenario) -> pl.DataFrame:
+    """Each SKU-month short of demand or below target, with the constraint that explains it.
+
+    The explanation is read from the duals: among the capacity rows of the SKU's routings and
+    the material rows of its BOM, in its month or any month before (stock for a month is built
+    up to then), the one where one more hour or unit would be worth most to this SKU: shadow
+    price x hours per unit, or scarcity value x quantity per unit. When no constraint binds, the
+    gap is a cost trade-off the penalties in `models/supply.yaml` allow ('cost'), or, at family
+    level, a SKU mix the family total covers but this SKU's share does not ('mix').
+    """
+    n, T = c.D.shape
+    below = np.maximum(c.TGT - sku_inv, 0.0)
+    flag = (sku_short > QTY_TOL) | (below > QTY_TOL)
+    sku_i, month_i = np.nonzero(flag)
+    schema = {
+        "cycle": pl.Utf8, "scenario": pl.Utf8, "sku": pl.Utf8, "family": pl.Utf8, "month": pl.Date, "exception": pl.Utf8,
+        "demand": pl.Float64, "shortfall": pl.Float64, "below_target": pl.Float64, "constraint_kind": pl.Utf8, "constraint": pl.Utf8,
+        "constraint_month": pl.Date, "shadow_price": pl.Float64, "value_per_unit": pl.Float64, "explanation": pl.Utf8,
+    }
+    if len(sku_i) == 0:
+        return pl.DataFrame(schema=schema)
+    cap_val, cap_month = _prefix_best(shadow[c.r_res] * c.r_hours[:, None]) if len(c.r_res) else (np.zeros((0, T)), np.zeros((0, T), dtype=np.int64))
+    mat_val, mat_month = _prefix_best(rent[c.b_mat] * c.b_qty[:, None]) if len(c.b_mat) else (np.zeros((0, T)), np.zeros((0, T), dtype=np.int64))
+    cv, cl, cm = _best_per_sku(n, c.r_sku, cap_val, cap_month, np.repeat(c.r_res[:, None], T, axis=1))
+    mv, ml, mm = _best_per_sku(n, c.b_sku, mat_val, mat_month, np.repeat(c.b_mat[:, None], T, axis=1))
+    cv, cl, cm, mv, ml, mm = (a[sku_i, month_i] for a in (cv, cl, cm, mv, ml, mm))
+    use_cap = (cv >= mv) & (cv > 1e-9)
+    use_mat = ~use_cap & (mv > 1e-9)
+    item = it.item_of_sku[sku_i]
+    item_gap = (S[item, month_i] > QTY_TOL) | (U[item, month_i] > QTY_TOL)
+    kind = np.where(use_cap, "capacity", np.where(use_mat, "material", np.where(item_gap | (settings.planning_level == "sku"), "cost", "mix")))
+    res_names = c.resources.astype(object)
+    mat_names = c.materials.astype(object)
+    constraint = np.where(use_cap, res_names[np.maximum(cl, 0)] if len(res_names) else None,
+                          np.where(use_mat, mat_names[np.maximum(ml, 0)] if len(mat_names) else None, None))
+    cmonth = np.where(use_cap, cm, np.where(use_mat, mm, -1))
+    price = np.where(use_cap, shadow[np.maximum(cl, 0), np.maximum(cm, 0)] if len(res_names) else 0.0,
+                     np.where(use_mat, rent[np.maximum(ml, 0), np.maximum(mm, 0)] if len(mat_names) else 0.0, np.nan))
+    value = np.where(use_cap, cv, np.where(use_mat, mv, np.nan))
+    short, gap = sku_short[sku_i, month_i], below[sku_i, month_i]
+    months = pl.Series(c.months, dtype=pl.Date)
+    frame = pl.DataFrame({
+        "sku": c.skus[sku_i].astype(str), "family": c.family[sku_i].astype(str),
+        "month": months.gather(month_i), "demand": c.D[sku_i, month_i],
+        "exception": np.where(short > QTY_TOL, "shortfall", "below_target"),
+        "shortfall": short, "below_target": gap, "constraint_kind": kind,
+        "constraint": pl.Series(list(constraint), dtype=pl.Utf8),
+        "constraint_month": months.gather(np.maximum(cmonth, 0)), "_has": cmonth >= 0,
+        "shadow_price": price, "value_per_unit": value,
+    }).with_columns(pl.when(pl.col("_has")).then(pl.col("constraint_month")).alias("constraint_month"))
+    what = pl.when(pl.col("constraint_kind") == "capacity").then(
+        pl.format("{} capacity is full in {}: one more hour is worth {}, {} per unit of this SKU",
+                  "constraint", pl.col("constraint_month").dt.strftime("%Y-%m"), pl.col("shadow_price").round(2), pl.col("value_per_unit").round(2))
+    ).when(pl.col("constraint_kind") == "material").then(
+        pl.format("material {} is scarce in {} (lead time or supplier capacity): one more unit is worth {} above its cost, {} per unit of this SKU",
+                  "constraint", pl.col("constraint_month").dt.strftime("%Y-%m"), pl.col("shadow_price").round(2), pl.col("value_per_unit").round(2))
+    ).when(pl.col("constraint_kind") == "mix").then(
+        pl.lit("the family plan covers the family; this SKU's fair share of it does not (mix within the family)")
+    ).otherwise(pl.lit("no capacity or material binds: supplying it costs more than the shortfall or below-target penalty"))
+    return frame.with_columns(what.alias("explanation"), pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario")).select(list(schema))
+
+
+def _bottlenecks(c, load, shadow, rent, requirement, cycle, scenario) -> pl.DataFrame:
+    """Resources and materials ranked by what their scarcity costs the plan (dual x usage)."""
+    res = pl.DataFrame({
+        "kind": "capacity", "constraint": c.resources.astype(str), "plant": c.plant.astype(str),
+        "binding_months": (shadow > 0).sum(axis=1), "max_shadow_price": shadow.max(axis=1, initial=0.0),
+        "shadow_value": (shadow * load).sum(axis=1), "usage": load.sum(axis=1),
+        "peak_utilization": np.divide(load, c.cap, out=np.zeros_like(load), where=c.cap > 0).max(axis=1, initial=0.0),
+    }, schema_overrides={"plant": pl.Utf8})
+    mat = pl.DataFrame({
+        "kind": "material", "constraint": c.materials.astype(str), "plant": [None] * len(c.materials),
+        "binding_months": (rent > 0).sum(axis=1), "max_shadow_price": rent.max(axis=1, initial=0.0),
+        "shadow_value": (rent * requirement).sum(axis=1), "usage": requirement.sum(axis=1),
+        "peak_utilization": np.full(len(c.materials), np.nan),
+    }, schema=res.schema)
+    return (
+        pl.concat([res, mat])
+        .filter(pl.col("binding_months") > 0)
+        .sort("shadow_value", descending=True)
+        .with_row_index("rank", offset=1)
+        .select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), pl.col("rank").cast(pl.Int64), pl.exclude("rank"))
+    )
+
+
+def _empty_result(cycle, scenario, settings, status, lp_size, timings, notes) -> SupplyResult:
+    def empty(**cols):
+        return pl.DataFrame(schema={"cycle": pl.Utf8, "scenario": pl.Utf8, **cols})
+
+    return SupplyResult(
+        cycle=cycle, scenario=scenario, planning_level=settings.planning_level, shortfall_mode=settings.shortfall_mode,
+        status=status, optimal=False, objective=None, lp_size=lp_size, timings=timings, notes=[*notes, f"no plan: solver status {status}"],
+        cost_breakdown={},
+        supply_plan=empty(sku=pl.Utf8, family=pl.Utf8, month=pl.Date, demand=pl.Float64, open_supply=pl.Float64, production=pl.Float64,
+                          ending_inventory=pl.Float64, shortfall=pl.Float64, safety_stock=pl.Float64, target_inventory=pl.Float64),
+        capacity_plan=empty(resource=pl.Utf8, plant=pl.Utf8, month=pl.Date, capacity_hours=pl.Float64, overtime_available=pl.Float64,
+                            load_hours=pl.Float64, overtime_hours=pl.Float64, utilization=pl.Float64, shadow_price=pl.Float64),
+        material_plan=empty(material=pl.Utf8, supplier=pl.Utf8, month=pl.Date, requirement=pl.Float64, purchase=pl.Float64,
+                            purchase_receipts=pl.Float64, open_supply=pl.Float64, ending_inventory=pl.Float64, shadow_price=pl.Float64),
+        production_plan=empty(family=pl.Utf8, item=pl.Utf8, resource=pl.Utf8, plant=pl.Utf8, month=pl.Date, production=pl.Float64, load_hours=pl.Float64),
+        supply_exceptions=empty(sku=pl.Utf8, family=pl.Utf8, month=pl.Date),
+        bottlenecks=empty(rank=pl.Int64, kind=pl.Utf8, constraint=pl.Utf8),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Cost of a plan on SKU detail
+# --------------------------------------------------------------------------------------------
+
+
+def _sku_routing_production(c: _Company, it: _Items, X: np.ndarray, prod: np.ndarray) -> np.ndarray:
+    """SKU production per routing row: each alternate pair's volume shared over the SKUs that
+    have that routing in proportion to their production, the rest on each SKU's primary."""
+    on_row = prod[c.r_sku]
+    capable = np.zeros_like(X)
+    np.add.at(capable, it.row_pair, on_row)
+    share = np.divide(X, capable, out=np.zeros_like(X), where=capable > 0).clip(0, 1)
+    is_primary = c.r_res == it.primary[c.r_sku]
+    alt_rows = np.where(is_primary[:, None], 0.0, on_row * share[it.row_pair])
+    alt_total = np.zeros_like(prod)
+    np.add.at(alt_total, c.r_sku, alt_rows)
+    scale = np.divide(prod, alt_total, out=np.ones_like(prod), where=alt_total > prod).clip(0, 1)
+    alt_rows = alt_rows * scale[c.r_sku]
+    remaining = prod - np.minimum(alt_total, prod)
+    return np.where(is_primary[:, None], remaining[c.r_sku], alt_rows)
+
+
+def evaluate_on_sku_detail(result: SupplyResult, settings: SupplySettings) -> dict[str, float]:
+    """The plan's cost recomputed from its per-SKU rows with the LP's own cost terms.
+
+    A family-level plan is optimal for the families' averages; what the company would actually
+    pay shows on SKU detail: the disaggregated SKU production loads each resource with the
+    SKU's own hours (split over routings as the family's production was) and draws the SKU's
+    own BOM, inventory is held and penalised per SKU. For an SKU-level plan this equals the
+    LP objective. Also returns how far SKU detail overshoots capacity + overtime (hours) and
+    material availability (units), which a family plan can do where its mix differs from the
+    average it was planned with.
+    """
+    d = result.detail
+    c, it = d["company"], d["items"]
+    prod, inv, short = d["sku_production"], d["sku_inventory"], d["sku_shortfall"]
+    T = len(c.months)
+    R, M = len(c.resources), len(c.materials)
+    row_prod = _sku_routing_production(c, it, d["X"], prod)
+    load = np.zeros((R, T))
+    np.add.at(load, c.r_res, row_prod * c.r_hours[:, None])
+    req = np.zeros((M, T))
+    np.add.at(req, c.b_mat, prod[c.b_sku] * c.b_qty[:, None])
+    stock = c.M0[:, None] + np.cumsum(d["receipts"] + c.OSM - req, axis=1)
+    routed = np.zeros(len(c.skus), dtype=bool)
+    routed[c.r_sku] = True
+    bom_cost = np.bincount(c.b_sku, weights=c.b_qty * c.mcost[c.b_mat], minlength=len(c.skus))
+    unrouted_cost = np.where(routed, 0.0, np.maximum(c.cost - bom_cost, 0.0))
+    premium = np.maximum(c.otc - c.cph, 0.0)
+    base = np.maximum(c.price, c.cost)
+    costs = {
+        "conversion": float((load * c.cph[:, None]).sum() + (prod * unrouted_cost[:, None]).sum()),
+        "overtime_premium": float((np.clip(load - c.cap, 0, None) * premium[:, None]).sum()),
+        "purchases": float((d["receipts"] * c.mcost[:, None]).sum()),
+        "holding": float((inv * (settings.holding_rate_per_month * c.cost)[:, None]).sum()
+                         + (np.maximum(stock, 0) * (settings.material_holding_rate_per_month * c.mcost)[:, None]).sum()),
+        "shortfall_penalty": float((short * (settings.shortfall_penalty_factor * base)[:, None]).sum()),
+        "below_target_penalty": float((np.maximum(c.TGT - inv, 0) * (settings.below_target_penalty_factor * c.cost)[:, None]).sum()),
+    }
+    costs["total"] = sum(costs.values())
+    costs["capacity_excess_hours"] = float(np.clip(load - c.cap - c.ot, 0, None).sum())
+    costs["capacity_hours_used"] = float(load.sum())
+    costs["material_shortage_units"] = float(np.clip(-stock, 0, None).max(axis=1, initial=0).sum())
+    return costs
+
+
+# --------------------------------------------------------------------------------------------
+# Independent feasibility check and service
+# --------------------------------------------------------------------------------------------
+
+
+def check_plan_feasibility(result: SupplyResult, inputs: SupplyInputs, tolerance: float = 1e-4) -> list[str]:
+    """Violations of the plan's physical rules, read from the output tables and inputs only.
+
+    Deliberately no solver and no LP arrays: if the LP were built wrong, or a later step
+    altered a table, the plan's own rows would have to show it. Checks: load <= capacity +
+    overtime and overtime within what is available; production plan, capacity plan and SKU plan
+    agree; per SKU, opening stock + open supply + production - delivered = ending stock (with
+    backlog carried in backorder mode, or lost units <= demand in lost-sales mode) and demand as
+    given; per material, stock balance with receipts and requirement, stock never negative,
+    new receipts only from the lead time on and within supplier capacity, orders placed lead
+    time before receipt. `inputs` must be the scenario's inputs. Returns messages, empty if fine.
+    """
+    inputs = inputs.typed()
+    tol = tolerance
+    out: list[str] = []
+
+    def excess(expr_over: pl.Expr, scale: pl.Expr) -> pl.Expr:
+        return expr_over > tol * pl.max_horizontal(pl.lit(1.0), scale.abs())
+
+    def report(frame: pl.DataFrame, template: str, limit: int = 20) -> None:
+        for row in frame.head(limit).iter_rows(named=True):
+            out.append(template.format(**{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in row.items()}))
+        if frame.height > limit:
+            out.append(f"... and {frame.height - limit} more like the above")
+
+    cap = result.capacity_plan.join(
+        inputs.capacity_calendar().rename({"capacity_hours": "cap_in", "overtime_hours": "ot_in"}), on=["resource", "month"], how="left"
+    )
+    report(cap.filter(pl.col("cap_in").is_null()), "capacity: resource {resource} is not in the inputs")
+    report(cap.filter(excess(pl.col("load_hours") - pl.col("cap_in") - pl.col("ot_in"), pl.col("cap_in"))),
+           "capacity: {resource} {month}: load {load_hours} h exceeds capacity {cap_in} + overtime {ot_in}")
+    report(cap.filter(excess(pl.col("overtime_hours") - pl.col("ot_in"), pl.col("ot_in"))),
+           "capacity: {resource} {month}: overtime {overtime_hours} h exceeds the {ot_in} h available")
+    report(cap.filter(pl.col("load_hours") < -tol), "capacity: {resource} {month}: negative load {load_hours}")
+
+    pp = result.production_plan
+    loads = pp.filter(pl.col("resource").is_not_null()).group_by("resource", "month").agg(pl.col("load_hours").sum().alias("pp_load"))
+    both = cap.join(loads, on=["resource", "month"], how="full", coalesce=True).with_columns(pl.col("pp_load", "load_hours").fill_null(0))
+    report(both.filter(excess((pl.col("pp_load") - pl.col("load_hours")).abs(), pl.col("load_hours"))),
+           "capacity: {resource} {month}: capacity plan load {load_hours} h differs from production plan {pp_load} h")
+    report(pp.filter(pl.col("production") < -tol), "production: {item} on {resource} {month}: negative production {production}")
+
+    sp_ = result.supply_plan.sort("sku", "month")
+    fam = sp_.group_by("family", "month").agg(pl.col("production").sum().alias("sku_total")).join(
+        pp.group_by("family", "month").agg(pl.col("production").sum().alias("family_total")), on=["family", "month"], how="full", coalesce=True
+    ).with_columns(pl.col("sku_total", "family_total").fill_null(0))
+    report(fam.filter(excess((pl.col("sku_total") - pl.col("family_total")).abs(), pl.col("family_total"))),
+           "production: family {family} {month}: SKU production {sku_total} does not add up to the family plan {family_total}")
+
+    opening = inputs.inventory.group_by("sku").agg(pl.col("on_hand").sum())
+    receipts = inputs.open_supply.filter(pl.col("item_type") == "product").group_by("item", "month").agg(pl.col("quantity").sum().alias("os_in")).rename({"item": "sku"})
+    demand = inputs.demand.select("sku", "month", pl.col("quantity").alias("demand_in"))
+    bal = (
+        sp_.join(opening, on="sku", how="left").join(receipts, on=["sku", "month"], how="left").join(demand, on=["sku", "month"], how="left")
+        .with_columns(pl.col("on_hand", "os_in").fill_null(0))
+        .with_columns(
+            pl.col("ending_inventory").shift(1).over("sku").fill_null(pl.col("on_hand")).alias("prev_inv"),
+            pl.col("shortfall").shift(1).over("sku").fill_null(0).alias("prev_short"),
+        )
+    )
+    if result.shortfall_mode == "backorder":
+        gap = (pl.col("prev_inv") - pl.col("prev_short") + pl.col("os_in") + pl.col("production") - pl.col("demand")
+               - (pl.col("ending_inventory") - pl.col("shortfall")))
+    else:
+        gap = pl.col("prev_inv") + pl.col("os_in") + pl.col("production") - (pl.col("demand") - pl.col("shortfall")) - pl.col("ending_inventory")
+        report(bal.filter(excess(pl.col("shortfall") - pl.col("demand"), pl.col("demand"))),
+               "inventory: {sku} {month}: lost sales {shortfall} exceed demand {demand}")
+    bal = bal.with_columns(gap.alias("gap"))
+    report(bal.filter(excess(pl.col("gap").abs(), pl.col("demand") + pl.col("prev_inv"))),
+           "inventory: {sku} {month}: balance off by {gap} (opening {prev_inv} + open supply {os_in} + production {production} - demand {demand} vs ending {ending_inventory}, shortfall {shortfall})")
+    report(bal.filter(excess((pl.col("demand") - pl.col("demand_in").fill_null(0)).abs(), pl.col("demand"))),
+           "inventory: {sku} {month}: plan demand {demand} differs from the consensus {demand_in}")
+    report(bal.filter((pl.col("production") < -tol) | (pl.col("ending_inventory") < -tol) | (pl.col("shortfall") < -tol)),
+           "inventory: {sku} {month}: negative quantity (production {production}, ending {ending_inventory}, shortfall {shortfall})")
+
+    mp = result.material_plan.sort("material", "month").join(
+        inputs.materials.select("material", "lead_time_months", "supplier_capacity", pl.col("on_hand").alias("m_on_hand")), on="material", how="left"
+    )
+    m_os = inputs.open_supply.filter(pl.col("item_type") == "material").group_by("item", "month").agg(pl.col("quantity").sum().alias("os_in")).rename({"item": "material"})
+    mp = (
+        mp.join(m_os, on=["material", "month"], how="left")
+        .with_columns(pl.col("os_in", "m_on_hand").fill_null(0), pl.int_range(pl.len()).over("material").alias("t"))
+        .with_columns(
+            pl.col("ending_inventory").shift(1).over("material").fill_null(pl.col("m_on_hand")).alias("prev_inv"),
+            pl.col("purchase").shift(pl.col("lead_time_months").first()).over("material").alias("ordered_then"),
+        )
+    )
+    report(mp.filter(pl.col("lead_time_months").is_null()), "materials: {material} is not in the inputs")
+    report(mp.filter(excess((pl.col("prev_inv") + pl.col("purchase_receipts") + pl.col("os_in") - pl.col("requirement") - pl.col("ending_inventory")).abs(),
+                            pl.col("requirement") + pl.col("prev_inv"))),
+           "materials: {material} {month}: stock balance off (opening {prev_inv} + receipts {purchase_receipts} + open supply {os_in} - requirement {requirement} vs ending {ending_inventory})")
+    report(mp.filter(pl.col("ending_inventory") < -tol), "materials: {material} {month}: negative stock {ending_inventory}")
+    report(mp.filter((pl.col("t") < pl.col("lead_time_months")) & (pl.col("purchase_receipts") > tol)),
+           "materials: {material} {month}: {purchase_receipts} units received from a purchase that had to be ordered before the cycle (lead time {lead_time_months} months)")
+    report(mp.filter(excess(pl.col("purchase_receipts") + pl.col("os_in") - pl.max_horizontal("supplier_capacity", "os_in"), pl.col("supplier_capacity"))),
+           "materials: {material} {month}: receipts {purchase_receipts} + open supply {os_in} exceed supplier capacity {supplier_capacity}")
+    report(mp.filter((pl.col("t") >= pl.col("lead_time_months")) & excess((pl.col("ordered_then").fill_null(0) - pl.col("purchase_receipts")).abs(), pl.col("purchase_receipts"))),
+           "materials: {material} {month}: receipts {purchase_receipts} do not match the order placed {lead_time_months} months earlier ({ordered_then})")
+    report(mp.filter((pl.col("purchase") < -tol) | (pl.col("purchase_receipts") < -tol)), "materials: {material} {month}: negative purchase")
+
+    if result.planning_level == "sku":
+        # At SKU level the LP's requirement must be exactly the BOM explosion of the SKU plan.
+        need = sp_.join(inputs.bom, on="sku").group_by("material", "month").agg((pl.col("production") * pl.col("qty_per")).sum().alias("bom_need"))
+        chk = result.material_plan.join(need, on=["material", "month"], how="left").with_columns(pl.col("bom_need").fill_null(0))
+        report(chk.filter(excess((pl.col("bom_need") - pl.col("requirement")).abs(), pl.col("requirement"))),
+               "materials: {material} {month}: requirement {requirement} differs from the BOM explosion {bom_need}")
+    return out
+
+
+def late_units(supply_plan: pl.DataFrame, shortfall_mode: str) -> pl.Expr:
+    """Units of a month's demand not delivered in that month.
+
+    Lost sales are the shortfall itself; with backorders the month-end backlog holds the newest
+    demand first (oldest orders ship first), so min(demand, backlog) of this month's demand is late.
+    """
+    return pl.col("shortfall") if shortfall_mode == "lost_sales" else pl.min_horizontal("demand", "shortfall")
+
+
+def fill_rate(supply_plan: pl.DataFrame, shortfall_mode: str, by: list[str] | None = None) -> float | pl.DataFrame:
+    """Volume fill rate, 1 - late units / demand: overall (a float) or per `by` columns (a frame)."""
+    agg = [pl.col("demand").sum().alias("demand"), late_units(supply_plan, shortfall_mode).sum().alias("late_units")]
+    rate = pl.when(pl.col("demand") > 0).then(1 - pl.col("late_units") / pl.col("demand")).otherwise(1.0).alias("fill_rate")
+    if by:
+        return supply_plan.group_by(by).agg(agg).with_columns(rate).sort(by)
+    return float(supply_plan.select(agg).select(rate).item())
+
+
+# --------------------------------------------------------------------------------------------
+# The whole review: baseline and scenarios
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SupplyReview:
+    """Every scenario of one cycle side by side: frames stacked with a `scenario` column."""
+
+    cycle: str
+    inventory_targets: pl.DataFrame
+    results: dict[str, SupplyResult]
+    scenario_summary: pl.DataFrame
+    violations: dict[str, list[str]]
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """One output table over all scenarios, e.g. `review.frame('capacity_plan')`."""
+        return pl.concat([getattr(r, name) for r in self.results.values()], how="diagonal_relaxed")
+
+
+def run_supply_review(
+    inputs: SupplyInputs,
+    settings: SupplySettings,
+    scenarios: Mapping[str, Scenario] | None = None,
+    cycle: str | None = None,
+    check: bool = True,
+) -> SupplyReview:
+    """Targets once, then the baseline and each scenario solved on the same cycle's data.
+
+    Inventory targets are computed once from the consensus and kept for every scenario: the
+    policy is the same, only the scenario's overlays differ. Each plan is checked by
+    `check_plan_feasibility` (unless `check=False`); a scenario that is not optimal is reported
+    in the summary, not raised, so that one broken what-if never hides the baseline.
+    """
+    inputs = inputs.typed()
+    cycle = cycle_label(cycle or inputs.months[0])
+    scenarios = dict(scenarios or {BASELINE: Scenario(BASELINE)})
+    scenarios.setdefault(BASELINE, Scenario(BASELINE))
+    order = [BASELINE] + [s for s in scenarios if s != BASELINE]
+    targets = compute_inventory_targets(inputs.demand, inputs.segmentation, settings, cycle)
+    results, violations = {}, {}
+    for name in order:
+        scenario_inputs = apply_scenario(inputs, scenarios[name]) if name != BASELINE else inputs
+        result = plan_supply(scenario_inputs, settings, name, cycle, targets)
+        results[name] = result
+        if check:
+            started = time.perf_counter()
+            violations[name] = check_plan_feasibility(result, scenario_inputs) if result.objective is not None else [f"no plan: {result.status}"]
+            result.timings["check"] = time.perf_counter() - started
+    return SupplyReview(cycle, targets, results, scenario_summary(results.values(), violations), violations)
+
+
+def scenario_summary(results: Any, violations: Mapping[str, list[str]] | None = None) -> pl.DataFrame:
+    """One row per scenario: solver status, cost, service, overtime and the top bottleneck."""
+    rows = []
+    for r in results:
+        plan = r.supply_plan
+        top = r.bottlenecks.head(1)
+        rows.append({
+            "cycle": r.cycle, "scenario": r.scenario, "status": r.status, "optimal": r.optimal,
+            "feasibility_violations": len((violations or {}).get(r.scenario, [])),
+            "objective": r.objective, **{f"cost_{k}": v for k, v in r.cost_breakdown.items()},
+            "demand": float(plan["demand"].sum()),
+            "late_units": float(plan.select(late_units(plan, r.shortfall_mode).sum()).item() or 0.0),
+            "fill_rate": fill_rate(plan, r.shortfall_mode) if plan.height else None,
+            "below_target_sku_months": int(plan.filter(pl.col("ending_inventory") < pl.col("target_inventory") - QTY_TOL).height),
+            "overtime_hours": float(r.capacity_plan["overtime_hours"].sum()),
+            "top_bottleneck": top["constraint"][0] if top.height else None,
+            "solve_seconds": r.timings.get("solve"), "total_seconds": r.timings.get("total"),
+        })
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+# --------------------------------------------------------------------------------------------
+# Charts
+# --------------------------------------------------------------------------------------------
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def capacity_chart(capacity_plan: pl.DataFrame, bottlenecks: pl.DataFrame, top_n: int = 4, scenario: str = BASELINE) -> bytes:
+    """Load against capacity and capacity + overtime for the top bottleneck resources (PNG)."""
+    from matplotlib.figure import Figure  # Figure renders with Agg; no pyplot global state
+
+    plan = capacity_plan.filter(pl.col("scenario") == scenario)
+    ranked = bottlenecks.filter((pl.col("scenario") == scenario) & (pl.col("kind") == "capacity"))["constraint"].to_list()
+    busiest = plan.group_by("resource").agg(pl.col("utilization").max()).sort("utilization", descending=True)["resource"].to_list()
+    chosen = list(dict.fromkeys(ranked + busiest))[:top_n]
+    fig = Figure(figsize=(10, 2.6 * max(len(chosen), 1)))
+    for k, resource in enumerate(chosen, start=1):
+        ax = fig.add_subplot(len(chosen), 1, k)
+        rows = plan.filter(pl.col("resource") == resource).sort("month")
+        months = rows["month"].to_list()
+        ax.bar(months, rows["load_hours"].to_list(), width=20, color="#4C78A8", label="load")
+        ax.step(months, rows["capacity_hours"].to_list(), where="mid", color="black", label="capacity")
+        ax.step(months, (rows["capacity_hours"] + rows["overtime_available"]).to_list(), where="mid", color="#E45756", linestyle="--", label="capacity + overtime")
+        ax.set_title(f"{resource}: load vs capacity ({scenario})", fontsize=10)
+        ax.set_ylabel("hours")
+        ax.legend(fontsize=8, loc="upper right")
+    if not chosen:
+        fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no resources", ha="center")
+    return _png(fig)
+
+
+def inventory_chart(supply_plan: pl.DataFrame, top_n: int = 4, scenario: str = BASELINE) -> bytes:
+    """Projected inventory against target, with shortfall, for the families most at risk (PNG)."""
+    from matplotlib.figure import Figure
+
+    plan = supply_plan.filter(pl.col("scenario") == scenario)
+    fam = plan.group_by("family", "month").agg(pl.col("ending_inventory", "target_inventory", "shortfall", "demand").sum())
+    risk = fam.group_by("family").agg(
+        ((pl.col("target_inventory") - pl.col("ending_inventory")).clip(lower_bound=0) + pl.col("shortfall")).sum().alias("risk"),
+        pl.col("demand").sum(),
+    ).sort("risk", "demand", descending=True)
+    chosen = risk["family"].head(top_n).to_list()
+    fig = Figure(figsize=(10, 2.6 * max(len(chosen), 1)))
+    for k, family in enumerate(chosen, start=1):
+        ax = fig.add_subplot(len(chosen), 1, k)
+        rows = fam.filter(pl.col("family") == family).sort("month")
+        months = rows["month"].to_list()
+        ax.plot(months, rows["ending_inventory"].to_list(), color="#4C78A8", label="projected inventory")
+        ax.plot(months, rows["target_inventory"].to_list(), color="black", linestyle="--", label="target")
+        ax.bar(months, rows["shortfall"].to_list(), width=20, color="#E45756", alpha=0.6, label="shortfall")
+        ax.set_title(f"{family}: inventory vs target ({scenario})", fontsize=10)
+        ax.set_ylabel("units")
+        ax.legend(fontsize=8, loc="upper right")
+    if not chosen:
+        fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no families", ha="center")
+    return _png(fig)
