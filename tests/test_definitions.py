@@ -43,8 +43,8 @@ def test_multiprocess_executor_runs_a_whole_partition_without_lock_errors(tmp_pa
     warehouse = tmp_path / "mp" / "sop.duckdb"
     monkeypatch.setenv("SOP_DATA_DIR", str(demo_dir))
     monkeypatch.setenv("SOP_WAREHOUSE", str(warehouse))
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
-        result = dg.execute_job(dg.build_reconstructable_job("orchestration.definitions", "load_monthly_cycle_job"), instance=instance, partition_key="2026-11-01")
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.build_reconstructable_job("orchestration.definitions", "load_monthly_cycle_job"), instance=instance, tags={"dagster/partition": "2026-11-01"})
         assert result.success
         steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
         assert {"input_files", "sop_dbt_models", "planning__product_portfolio", "planning__product_segmentation"} <= steps

@@ -118,3 +118,17 @@ def test_settings_load_from_the_shipped_yaml():
 
     settings = product_review.load_product_settings(MODELS_DIR / "product.yaml")
     assert settings.horizon_months == 24 and settings.npi_ramp_months == 3
+
+
+def test_readme_documents_every_input_file_and_column():
+    from pathlib import Path
+
+    from sop_pipeline.contract import INPUT_FILES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for spec in INPUT_FILES:
+        section = readme.split(f"#### `{spec.name}.csv`", 1)
+        assert len(section) == 2, spec.name
+        body = section[1].split("####", 1)[0]
+        for column in spec.columns:
+            assert f"| `{column.name}` |" in body, (spec.name, column.name)
