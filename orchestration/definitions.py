@@ -12,12 +12,12 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import ingestion, product_review
+from orchestration.assets import demand_review, ingestion, product_review
 from orchestration.dbt_project import dbt_executable, dbt_project
 from orchestration.partitions import cycle_partitions
 from orchestration.resources import default_resources
 
-REVIEW_STEPS = ["ingestion", "product_review"]
+REVIEW_STEPS = ["ingestion", "product_review", "demand_review"]
 
 monthly_cycle_job = dg.define_asset_job(
     "monthly_cycle",
@@ -38,6 +38,9 @@ ASSETS = [
     ingestion.sop_dbt_models,
     product_review.product_portfolio,
     product_review.product_segmentation,
+    demand_review.statistical_forecast,
+    demand_review.consensus_demand,
+    demand_review.forecast_accuracy,
 ]
 
 

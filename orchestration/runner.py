@@ -51,7 +51,9 @@ class _ProgressHandler(logging.Handler):
         elif kind == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
-                self.printer(f"  CHECK FAILED {evaluation.asset_check_key.to_user_string()}")
+                blocking = evaluation.severity == dg.AssetCheckSeverity.ERROR
+                label = "CHECK FAILED" if blocking else "warning:"
+                self.printer(f"  {label} {evaluation.asset_check_key.to_user_string()}")
 
 
 def progress_logger(printer: Printer) -> dg.LoggerDefinition:

@@ -1,0 +1,201 @@
+"""Demand review assets: statistical forecast, consensus layers, accuracy and value added."""
+
+import base64
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
+from orchestration.resources import PlanningModelsResource, WarehouseResource
+from sop_pipeline import demand_review, forecasting, schemas
+from sop_pipeline.warehouse import cycle_label, cycle_month, query, read_table, replace_cycle, require_marts_for
+
+FORECAST = dg.AssetKey(["planning", "statistical_forecast"])
+BACKTEST = dg.AssetKey(["planning", "forecast_backtest"])
+LAYERS = dg.AssetKey(["planning", "demand_plan_layers"])
+CONSENSUS = dg.AssetKey(["planning", "consensus_demand"])
+PORTFOLIO = dg.AssetKey(["planning", "product_portfolio"])
+SEGMENTATION = dg.AssetKey(["planning", "product_segmentation"])
+CONSENSUS_CHECK = "consensus_demand_is_sound"
+OVERRIDE_CHECK = "overrides_have_reasons"
+
+
+def _md_table(frame: pl.DataFrame, limit: int = 25) -> dg.MetadataValue:
+    if frame.height == 0:
+        return dg.MetadataValue.md("none")
+    return dg.MetadataValue.md(frame.head(limit).to_pandas().to_markdown(index=False, floatfmt=".3f"))
+
+
+def chart_dir(warehouse: WarehouseResource, cycle: str) -> Path:
+    """Charts live next to the warehouse, one folder per cycle, readable without the UI."""
+    folder = Path(warehouse.path).parent / "charts" / cycle_label(cycle)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def png_metadata(png: bytes, path: Path) -> dict[str, dg.MetadataValue]:
+    path.write_bytes(png)
+    encoded = base64.b64encode(png).decode()
+    return {"chart": dg.MetadataValue.md(f"![chart](data:image/png;base64,{encoded})"), "chart_path": dg.MetadataValue.path(str(path))}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(FORECAST, group_name="demand_review", deps=[["marts", "fct_sales_monthly"], ["marts", "fct_indicators"], PORTFOLIO],
+                     kinds={"python", "duckdb"}, description="Statistical forecast per SKU and horizon month with p10/p50/p90, lifecycle applied."),
+        dg.AssetSpec(BACKTEST, group_name="demand_review", deps=[["marts", "fct_sales_monthly"]], kinds={"python", "duckdb"},
+                     description="Every candidate model's rolling-origin backtest error per SKU."),
+    ],
+    partitions_def=cycle_partitions,
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+    name="statistical_forecast",
+)
+def statistical_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
+    """Fit the candidates, pick per SKU by backtest, calibrate p10/p90, apply the lifecycle."""
+    cycle = cycle_label(context.partition_key)
+    settings = forecasting.load_forecast_settings(planning_models.file("forecast.yaml"))
+    with warehouse.connect(read_only=True) as con:
+        require_marts_for(con, cycle)
+        portfolio = read_table(con, "planning.product_portfolio", "cycle = ?", [cycle])
+        history = query(con, "select sku, month, quantity, net_price, promotion from marts.fct_sales_monthly order by sku, month")
+        indicators = read_table(con, "marts.fct_indicators")
+    needed = pl.concat([portfolio["sku"], portfolio["like_sku"].drop_nulls()]).unique()
+    history = history.filter(pl.col("sku").is_in(needed.implode()))
+    result = forecasting.forecast_demand(
+        history, cycle_month(cycle), settings, indicators=indicators if indicators.height else None
+    )
+    forecast = demand_review.apply_lifecycle(result.forecast, portfolio)
+    forecast = schemas.validate(forecast, schemas.StatisticalForecast)
+    backtest = demand_review.backtest_table(result, cycle)
+    backtest = schemas.validate(backtest, schemas.ForecastBacktest)
+    with warehouse.connect() as con:
+        replace_cycle(con, "planning.statistical_forecast", forecast, cycle)
+        replace_cycle(con, "planning.forecast_backtest", backtest, cycle)
+    models = forecast.group_by("model").agg(pl.col("sku").n_unique().alias("skus")).sort("skus", descending=True)
+    yield dg.MaterializeResult(
+        asset_key=FORECAST,
+        metadata={
+            "rows": forecast.height,
+            "skus": forecast["sku"].n_unique(),
+            "p10_p90_coverage_backtest": float(result.coverage),
+            "models_published": _md_table(models),
+            **{f"backtest_{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
+        },
+    )
+    yield dg.MaterializeResult(asset_key=BACKTEST, metadata={"rows": backtest.height, "candidates": backtest["model"].n_unique()})
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(LAYERS, group_name="demand_review", deps=[FORECAST, ["marts", "fct_demand_inputs"]], kinds={"python", "duckdb"},
+                     description="The statistical forecast and each sales/marketing layer on top of it, with owner and reason."),
+        dg.AssetSpec(CONSENSUS, group_name="demand_review", deps=[FORECAST, BACKTEST, ["marts", "fct_demand_inputs"]], kinds={"python", "duckdb"},
+                     description="The consensus demand plan per SKU and month with its p10/p90 band."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(CONSENSUS_CHECK, asset=CONSENSUS, blocking=True,
+                          description="Complete for every portfolio SKU and month, finite and non-negative; the published models' "
+                                      "backtest error no worse than seasonal naive."),
+        dg.AssetCheckSpec(OVERRIDE_CHECK, asset=CONSENSUS, blocking=False,
+                          description="Inputs that move the statistical forecast by more than the gate's threshold carry a reason."),
+    ],
+    partitions_def=cycle_partitions,
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+    name="consensus_demand",
+)
+def consensus_demand(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
+    """Layer sales and marketing inputs on the statistical forecast; gate the result."""
+    cycle = cycle_label(context.partition_key)
+    gates = demand_review.load_demand_gates(planning_models.file("gates.yaml"))
+    with warehouse.connect() as con:
+        require_marts_for(con, cycle)
+        statistical = read_table(con, "planning.statistical_forecast", "cycle = ?", [cycle])
+        portfolio = read_table(con, "planning.product_portfolio", "cycle = ?", [cycle])
+        backtest = read_table(con, "planning.forecast_backtest", "cycle = ?", [cycle])
+        inputs = read_table(con, "marts.fct_demand_inputs")
+        history = read_table(con, "marts.fct_sales_monthly")
+        products = read_table(con, "marts.dim_product")
+        layers, consensus = demand_review.build_consensus(statistical, inputs, cycle, gates)
+        layers = schemas.validate(layers, schemas.DemandPlanLayers)
+        consensus = schemas.validate(consensus, schemas.ConsensusDemand)
+        replace_cycle(con, "planning.demand_plan_layers", layers, cycle)
+        replace_cycle(con, "planning.consensus_demand", consensus, cycle)
+    problems = demand_review.consensus_problems(consensus, portfolio)
+    versus_naive = demand_review.backtest_versus_naive(backtest)
+    overrides = demand_review.unexplained_overrides(layers, statistical, gates.override_threshold_pct)
+    families = demand_review.top_families(consensus, products)
+    chart = png_metadata(
+        demand_review.family_chart(history, statistical, consensus, families), chart_dir(warehouse, cycle) / "demand_top_families.png"
+    )
+    by_layer = layers.group_by("layer", "layer_rank").agg(pl.len().alias("sku_months"), pl.col("adjustment").sum()).sort("layer_rank")
+    yield dg.MaterializeResult(asset_key=LAYERS, metadata={"rows": layers.height, "layers": _md_table(by_layer)})
+    yield dg.MaterializeResult(
+        asset_key=CONSENSUS,
+        metadata={"rows": consensus.height, "total_units": float(consensus["quantity"].sum()), "top_families": ", ".join(families), **chart},
+    )
+    ratio = versus_naive["ratio"]
+    worse_than_naive = ratio is not None and ratio > gates.max_backtest_ratio_to_naive
+    reasons = []
+    if problems.height:
+        reasons.append(f"{problems.height} consensus rows are missing or invalid (first: {problems.row(0, named=True)})")
+    if worse_than_naive:
+        reasons.append(
+            f"published models' backtest WAPE {versus_naive['published_wape']:.3f} is worse than seasonal naive's "
+            f"{versus_naive['naive_wape']:.3f} (ratio {ratio:.3f} > {gates.max_backtest_ratio_to_naive})"
+        )
+    yield dg.AssetCheckResult(
+        check_name=CONSENSUS_CHECK,
+        asset_key=CONSENSUS,
+        passed=not reasons,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(reasons) or "complete, finite, non-negative; published models beat seasonal naive in backtest",
+        metadata={
+            "problems": _md_table(problems),
+            "published_backtest_wape": versus_naive["published_wape"],
+            "seasonal_naive_backtest_wape": versus_naive["naive_wape"],
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=OVERRIDE_CHECK,
+        asset_key=CONSENSUS,
+        passed=overrides.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{overrides.height} SKU-months moved by more than {gates.override_threshold_pct:.0f}% without a reason: "
+            + ", ".join(f"{r['sku']} {r['month']:%Y-%m} ({r['layer']}, {r['owner']}, {r['change_pct']:.0f}%)" for r in overrides.head(10).iter_rows(named=True))
+        ) if overrides.height else "every large input has a reason",
+        metadata={"unexplained_overrides": _md_table(overrides), "skus": dg.MetadataValue.json(overrides["sku"].unique().sort().to_list())},
+    )
+
+
+@dg.asset(
+    key=["planning", "forecast_accuracy"],
+    group_name="demand_review",
+    partitions_def=cycle_partitions,
+    deps=[LAYERS, ["marts", "fct_sales_monthly"]],
+    kinds={"python", "duckdb"},
+    pool=WAREHOUSE_POOL,
+)
+def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Score every earlier cycle's layers against the actuals this cycle knows: WAPE, bias,
+    MASE against seasonal naive, and each layer's forecast value added, by lag and family."""
+    cycle = cycle_label(context.partition_key)
+    with warehouse.connect() as con:
+        require_marts_for(con, cycle)
+        layers = read_table(con, "planning.demand_plan_layers", "cycle < ?", [cycle])
+        actuals = read_table(con, "marts.fct_sales_monthly")
+        products = read_table(con, "marts.dim_product")
+        accuracy = demand_review.score_accuracy(layers, actuals, products, cycle)
+        accuracy = schemas.validate(accuracy, schemas.ForecastAccuracy)
+        replace_cycle(con, "planning.forecast_accuracy", accuracy, cycle)
+    summary = demand_review.accuracy_summary(accuracy).filter(pl.col("lag") <= 3)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": accuracy.height,
+            "forecast_cycles_scored": accuracy["forecast_cycle"].n_unique(),
+            "by_layer_and_lag": _md_table(summary),
+        }
+    )
