@@ -349,8 +349,11 @@ def test_budget_covers_24_months_from_the_cycle_for_every_family(company):
 
 def test_demand_inputs_are_a_few_dozen_layered_rows_in_the_first_six_months(company):
     di = company["demand_inputs"]
-    assert 15 <= di.height <= 60
+    assert 15 <= di.height <= 90
     assert di["layer"].unique(maintain_order=True).to_list() == ["sales", "marketing"]
+    past = di.filter(pl.col("month") < CYCLE)  # earlier cycles' inputs, now scoreable against actuals
+    assert past.height >= 5 and past["month"].min() >= _shift(CYCLE, -6)
+    di = di.filter(pl.col("month") >= CYCLE)
     assert di["month"].min() >= CYCLE and di["month"].max() <= _shift(CYCLE, 5)
     fam_uplift = di.filter(pl.col("level") == "family")
     assert (fam_uplift["adjustment_type"] == "uplift_pct").all()

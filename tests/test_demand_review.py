@@ -1,0 +1,219 @@
+"""Demand review: lifecycle, consensus layers, checks and accuracy, on hand-made frames and on
+real pipeline runs of the small demo company."""
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+import yaml
+
+from conftest import CYCLE, EARLIER_CYCLE
+from sop_pipeline import demand_review
+from sop_pipeline.demand_review import DemandGates
+from sop_pipeline.warehouse import query
+
+D = dt.date
+MONTHS = [D(2026, 11, 1), D(2026, 12, 1), D(2027, 1, 1)]
+
+
+def q(path: Path, sql: str) -> pl.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return query(con, sql)
+    finally:
+        con.close()
+
+
+def _portfolio(rows):
+    return pl.DataFrame(rows, schema={"cycle": pl.Utf8, "sku": pl.Utf8, "family": pl.Utf8, "month": pl.Date,
+                                      "lifecycle_status": pl.Utf8, "like_sku": pl.Utf8, "launch_volume": pl.Float64,
+                                      "ramp_factor": pl.Float64}, orient="row")
+
+
+def _base(sku, p50):
+    return pl.DataFrame({"sku": [sku] * 3, "month": MONTHS, "model": ["ets"] * 3,
+                         "p10": [v * 0.8 for v in p50], "p50": p50, "p90": [v * 1.2 for v in p50]})
+
+
+def test_new_product_borrows_its_like_items_forecast_scaled_by_the_ramp_and_phase_out_reaches_zero():
+    portfolio = _portfolio(
+        [(CYCLE, "OLD", "F", m, "active", None, None, 1.0) for m in MONTHS]
+        + [(CYCLE, "NEW", "F", m, s, "OLD", None, r) for m, s, r in zip(MONTHS, ["pre_launch", "ramp_up", "active"], [0.0, 0.5, 1.0])]
+        + [(CYCLE, "VOL", "F", m, "ramp_up", None, 30.0, 1.0) for m in MONTHS]
+        + [(CYCLE, "DIE", "F", m, s, None, None, r) for m, s, r in zip(MONTHS, ["phase_out", "discontinued", "discontinued"], [0.5, 0.0, 0.0])]
+    )
+    base = pl.concat([_base("OLD", [100.0, 120.0, 140.0]), _base("DIE", [50.0, 50.0, 50.0])])
+    out = demand_review.apply_lifecycle(base, portfolio)
+    by = {(r["sku"], r["month"]): r for r in out.iter_rows(named=True)}
+    assert [by[("NEW", m)]["p50"] for m in MONTHS] == pytest.approx([0.0, 60.0, 140.0])
+    assert by[("NEW", MONTHS[2])]["model"] == "like:OLD:ets"
+    assert [by[("VOL", m)]["p50"] for m in MONTHS] == pytest.approx([30.0] * 3)
+    assert [by[("DIE", m)]["p50"] for m in MONTHS] == pytest.approx([25.0, 0.0, 0.0])
+    assert out.height == 12
+
+
+def _statistical():
+    return pl.DataFrame({
+        "cycle": [CYCLE] * 6, "sku": ["A", "A", "A", "B", "B", "B"], "family": ["F"] * 6, "month": MONTHS * 2,
+        "model": ["ets"] * 6, "p10": [80.0, 80.0, 80.0, 24.0, 24.0, 24.0], "p50": [100.0] * 3 + [30.0] * 3,
+        "p90": [120.0] * 3 + [36.0] * 3,
+    })
+
+
+def _inputs(rows):
+    return pl.DataFrame(rows, schema={"layer": pl.Utf8, "level": pl.Utf8, "key": pl.Utf8, "month": pl.Date,
+                                      "adjustment_type": pl.Utf8, "value": pl.Float64, "owner": pl.Utf8, "reason": pl.Utf8}, orient="row")
+
+
+def test_family_inputs_split_by_forecast_share_and_sku_inputs_apply_on_top_in_layer_order():
+    inputs = _inputs([
+        ("marketing", "sku", "A", MONTHS[0], "add", 10.0, "Mia (Marketing)", "launch event"),
+        ("sales", "family", "F", MONTHS[0], "override", 260.0, "Ana (Sales)", "customer forecast"),
+        ("sales", "family", "F", MONTHS[1], "uplift_pct", 10.0, "Ana (Sales)", "price promotion"),
+    ])
+    layers, consensus = demand_review.build_consensus(_statistical(), inputs, CYCLE, DemandGates())
+    c = {(r["sku"], r["month"]): r for r in consensus.iter_rows(named=True)}
+    # family override of 260 over shares 100:30, then marketing adds 10 units to A
+    assert c[("A", MONTHS[0])]["quantity"] == pytest.approx(200.0 + 10.0)
+    assert c[("B", MONTHS[0])]["quantity"] == pytest.approx(60.0)
+    assert c[("A", MONTHS[1])]["quantity"] == pytest.approx(110.0) and c[("B", MONTHS[1])]["quantity"] == pytest.approx(33.0)
+    assert c[("A", MONTHS[2])]["quantity"] == pytest.approx(100.0)
+    # the band scales with the consensus
+    assert c[("B", MONTHS[0])]["p10"] == pytest.approx(48.0) and c[("B", MONTHS[0])]["p90"] == pytest.approx(72.0)
+    assert layers["layer"].unique(maintain_order=True).to_list() == ["statistical", "sales", "marketing"]
+    mkt = layers.filter(pl.col("layer") == "marketing").row(0, named=True)
+    assert (mkt["sku"], mkt["quantity"], mkt["adjustment"], mkt["owner"], mkt["reason"]) == ("A", 210.0, 10.0, "Mia (Marketing)", "launch event")
+
+
+def test_large_change_without_reason_is_listed_and_one_with_a_reason_is_not():
+    inputs = _inputs([
+        ("sales", "sku", "A", MONTHS[0], "override", 300.0, "Ana (Sales)", None),
+        ("sales", "sku", "B", MONTHS[0], "override", 90.0, "Ana (Sales)", "tender won"),
+        ("sales", "sku", "B", MONTHS[1], "override", 33.0, "Ana (Sales)", None),
+    ])
+    layers, _ = demand_review.build_consensus(_statistical(), inputs, CYCLE, DemandGates())
+    flagged = demand_review.unexplained_overrides(layers, _statistical(), 50.0)
+    assert flagged.select("sku", "month").rows() == [("A", MONTHS[0])]
+
+
+def test_consensus_problems_catch_missing_months_and_negative_values():
+    _, consensus = demand_review.build_consensus(_statistical(), _inputs([]), CYCLE, DemandGates())
+    portfolio = _statistical().select("sku", "month")
+    assert demand_review.consensus_problems(consensus, portfolio).height == 0
+    broken = consensus.with_columns(pl.when(pl.col("sku") == "B").then(-1.0).otherwise(pl.col("quantity")).alias("quantity"))
+    broken = broken.filter(~((pl.col("sku") == "A") & (pl.col("month") == MONTHS[2])))
+    problems = demand_review.consensus_problems(broken, portfolio)
+    assert "missing SKU-month" in problems["problem"].to_list()
+    assert problems.filter(pl.col("sku") == "B").height >= 3
+
+
+def test_accuracy_scores_each_layer_by_lag_against_actuals_and_seasonal_naive():
+    layers = pl.DataFrame({
+        "cycle": ["2026-09"] * 4, "sku": ["A", "A", "A", "A"], "month": [D(2026, 9, 1), D(2026, 10, 1)] * 2,
+        "layer": ["statistical", "statistical", "sales", "sales"], "layer_rank": [0, 0, 1, 1],
+        "quantity": [80.0, 100.0, 100.0, 150.0], "adjustment": [0.0, 0.0, 20.0, 50.0], "owner": ["m", "m", "s", "s"],
+        "reason": ["ets", "ets", "x", "y"], "input_level": ["sku"] * 4,
+    })
+    actuals = pl.DataFrame({"sku": ["A"] * 4, "month": [D(2025, 9, 1), D(2025, 10, 1), D(2026, 9, 1), D(2026, 10, 1)],
+                            "quantity": [90.0, 90.0, 100.0, 100.0]})
+    products = pl.DataFrame({"sku": ["A"], "family": ["F"]})
+    acc = demand_review.score_accuracy(layers, actuals, products, CYCLE)
+    row = {(r["layer"], r["lag"]): r for r in acc.filter(pl.col("family") == "ALL").iter_rows(named=True)}
+    assert row[("statistical", 1)]["wape"] == pytest.approx(0.2)  # 80 vs 100
+    assert row[("sales", 1)]["wape"] == pytest.approx(0.0)
+    assert row[("sales", 1)]["fva_vs_statistical"] == pytest.approx(0.2)  # sales added 20 points at lag 1
+    assert row[("sales", 2)]["fva_vs_statistical"] == pytest.approx(-0.5)  # and destroyed 50 at lag 2
+    assert row[("statistical", 1)]["mase"] == pytest.approx(20.0 / 10.0)  # naive (last year's 90) erred by 10
+    assert row[("consensus", 2)]["bias"] == pytest.approx(0.5)
+    assert set(acc["cycle"]) == {CYCLE}
+
+
+# --- on real pipeline runs -----------------------------------------------------------------
+
+
+def test_statistical_forecast_and_consensus_cover_every_portfolio_sku_and_month(cycle_warehouse):
+    for table in ("statistical_forecast", "consensus_demand"):
+        missing = q(cycle_warehouse, f"""
+            select p.sku, p.month from planning.product_portfolio p
+            anti join planning.{table} t on t.cycle = p.cycle and t.sku = p.sku and t.month = p.month
+            where p.cycle = '{CYCLE}'""")
+        assert missing.height == 0, table
+    consensus = q(cycle_warehouse, f"select * from planning.consensus_demand where cycle = '{CYCLE}'")
+    assert (consensus["quantity"] >= 0).all() and consensus["quantity"].is_finite().all()
+    assert ((consensus["p10"] <= consensus["quantity"]) & (consensus["quantity"] <= consensus["p90"])).all()
+
+
+def test_pipeline_gives_new_products_their_like_items_forecast_and_zeroes_phase_outs(cycle_warehouse):
+    rows = q(cycle_warehouse, f"""
+        select p.sku, p.month, p.lifecycle_status, p.like_sku, p.ramp_factor, f.p50, f.model, l.p50 as like_p50
+        from planning.product_portfolio p
+        join planning.statistical_forecast f using (cycle, sku, month)
+        left join planning.statistical_forecast l on l.cycle = p.cycle and l.sku = p.like_sku and l.month = p.month
+        where p.cycle = '{CYCLE}'""")
+    launches = rows.filter(pl.col("like_sku").is_not_null() & pl.col("like_p50").is_not_null())
+    assert launches.height > 0
+    assert (launches["p50"] - launches["like_p50"] * launches["ramp_factor"]).abs().max() < 1e-6
+    assert launches.filter(pl.col("lifecycle_status") == "pre_launch")["p50"].max() == 0
+    gone = rows.filter(pl.col("lifecycle_status") == "discontinued")
+    assert gone.height > 0 and gone["p50"].max() == 0
+
+
+def test_layers_keep_owner_and_reason_and_the_unexplained_override_is_flagged(cycle_warehouse, demo_dir):
+    layers = q(cycle_warehouse, f"select * from planning.demand_plan_layers where cycle = '{CYCLE}'")
+    inputs = layers.filter(pl.col("layer") != "statistical")
+    assert set(inputs["layer"]) == {"sales", "marketing"}
+    assert inputs["owner"].null_count() == 0
+    raw = pl.read_csv(demo_dir / "demand_inputs.csv", infer_schema=False)
+    no_reason = raw.filter(pl.col("reason").is_null() & (pl.col("month") >= CYCLE))["key"].to_list()
+    assert set(inputs.filter(pl.col("reason").is_null())["sku"]) <= set(no_reason)
+
+
+def test_forecast_accuracy_scores_the_earlier_cycle_per_layer_with_value_added(cycle_warehouse):
+    acc = q(cycle_warehouse, f"select * from planning.forecast_accuracy where cycle = '{CYCLE}' and family = 'ALL'")
+    assert set(acc["forecast_cycle"]) == {EARLIER_CYCLE}
+    lag1 = acc.filter(pl.col("lag") == 1)
+    assert {"statistical", "sales", "consensus"} <= set(lag1["layer"])
+    assert lag1["wape"].is_finite().all() and lag1["mase"].is_finite().all()
+    stat = lag1.filter(pl.col("layer") == "statistical").row(0, named=True)
+    assert stat["fva_vs_statistical"] == 0 and stat["fva_vs_naive"] == pytest.approx(stat["naive_wape"] - stat["wape"])
+
+
+def test_backtest_keeps_every_candidates_error_per_sku_and_the_chart_is_written(cycle_warehouse):
+    bt = q(cycle_warehouse, f"select * from planning.forecast_backtest where cycle = '{CYCLE}'")
+    per_sku = bt.group_by("sku").agg(pl.col("model").n_unique().alias("models"), pl.col("published").sum().alias("published"))
+    assert per_sku["models"].max() >= 5
+    assert {"seasonal_naive", "ets", "theta"} <= set(bt["model"])
+    assert (per_sku["published"] <= 1).all()
+    assert (cycle_warehouse.parent / "charts" / CYCLE / "demand_top_families.png").stat().st_size > 10_000
+
+
+def test_broken_demand_inputs_stop_the_cycle_and_leave_earlier_cycles_unchanged(data_copy, warehouse_copy):
+    from conftest import warehouse_fingerprint
+    from orchestration.runner import run_cycle
+
+    frame = pl.read_csv(data_copy / "demand_inputs.csv", infer_schema=False)
+    frame.with_columns(pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("double_it")).otherwise(pl.col("adjustment_type"))
+                       .alias("adjustment_type")).write_csv(data_copy / "demand_inputs.csv")
+    before = warehouse_fingerprint(warehouse_copy)
+    outcome = run_cycle(CYCLE, str(data_copy), str(warehouse_copy), printer=lambda _: None)
+    assert not outcome.success
+    assert "demand_inputs.csv, column 'adjustment_type', row 3: must be one of override, uplift_pct, add" in outcome.explanation()
+    assert warehouse_fingerprint(warehouse_copy) == before
+
+
+def test_consensus_checkpoint_blocks_when_statistics_lose_to_naive_beyond_the_gate(tmp_path, demo_dir, warehouse_copy):
+    from orchestration.paths import MODELS_DIR
+    from orchestration.runner import run_cycle
+
+    models = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, models)
+    gates = yaml.safe_load((models / "gates.yaml").read_text())
+    gates["demand_review"]["max_backtest_ratio_to_naive"] = 0.01  # no forecast is 100x better than naive
+    (models / "gates.yaml").write_text(yaml.safe_dump(gates))
+    outcome = run_cycle(CYCLE, str(demo_dir), str(warehouse_copy), models_dir=str(models), printer=lambda _: None)
+    assert not outcome.success
+    assert "consensus_demand_is_sound" in outcome.explanation() and "worse than seasonal naive" in outcome.explanation()
+    assert "planning/forecast_accuracy" not in outcome.materialized  # downstream of the failed checkpoint
