@@ -52,11 +52,22 @@ def _run_one(cycle: str, data_dir: str, warehouse: str, models_dir: str | None) 
     outcome = run_cycle(cycle, data_dir, warehouse, models_dir=models_dir)
     if outcome.success:
         print(f"cycle {cycle}: done in {time.perf_counter() - started:.0f}s, {len(outcome.materialized)} assets materialized")
+        _print_summary(cycle, warehouse)
         return True
     print(f"cycle {cycle}: STOPPED after {time.perf_counter() - started:.0f}s", file=sys.stderr)
     print(outcome.explanation(), file=sys.stderr)
     print("Earlier cycles and tables written before the failure are unchanged; fix the input and rerun.", file=sys.stderr)
     return False
+
+
+def _print_summary(cycle: str, warehouse: str) -> None:
+    from sop_pipeline.summary import cycle_summary
+    from sop_pipeline.warehouse import connect
+
+    with connect(warehouse, read_only=True) as con:
+        for line in cycle_summary(con, cycle):
+            print(f"  {line}")
+    print(f"  warehouse: {Path(warehouse).resolve()} (charts in {Path(warehouse).resolve().parent / 'charts' / cycle})")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
