@@ -29,6 +29,17 @@ def run_ok(cycle: str, data_dir: Path, warehouse: Path, **kwargs):
     return outcome
 
 
+def q(path: Path, sql: str):
+    """Query a warehouse file read-only and return a polars frame."""
+    from sop_pipeline.warehouse import query
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return query(con, sql)
+    finally:
+        con.close()
+
+
 def warehouse_fingerprint(path: Path) -> dict[str, str]:
     """A content hash of every table, so a test can prove nothing changed."""
     con = duckdb.connect(str(path), read_only=True)

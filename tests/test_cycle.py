@@ -4,20 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
-from conftest import CYCLE, EARLIER_CYCLE, SMALL_SKUS, warehouse_fingerprint
-from sop_pipeline.warehouse import query
+from conftest import CYCLE, EARLIER_CYCLE, SMALL_SKUS, q, warehouse_fingerprint
 
-
-def q(path: Path, sql: str) -> pl.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return query(con, sql)
-    finally:
-        con.close()
 
 
 def test_sales_mart_has_one_zero_filled_row_per_sku_month_until_the_month_before_the_cycle(cycle_warehouse, demo_dir):

@@ -3,28 +3,18 @@ real pipeline runs of the small demo company."""
 
 import datetime as dt
 import shutil
-from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 import yaml
 
-from conftest import CYCLE, EARLIER_CYCLE
+from conftest import CYCLE, EARLIER_CYCLE, q
 from sop_pipeline import demand_review
 from sop_pipeline.demand_review import DemandGates
-from sop_pipeline.warehouse import query
 
 D = dt.date
 MONTHS = [D(2026, 11, 1), D(2026, 12, 1), D(2027, 1, 1)]
 
-
-def q(path: Path, sql: str) -> pl.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return query(con, sql)
-    finally:
-        con.close()
 
 
 def _portfolio(rows):

@@ -1,0 +1,182 @@
+"""The bi views and the published BI copy: stable documented columns, and readers that never
+see a half-written copy or a lock while the copy is republished."""
+
+import datetime as dt
+import multiprocessing as mp
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from sop_pipeline import bi
+from sop_pipeline.warehouse import query, replace_cycle
+
+CYCLE = "2026-11"
+PUBLISHES = 20
+READERS = 2
+READ_SECONDS = 15.0
+
+
+def _supply(version: int) -> pl.DataFrame:
+    """A supply plan whose size and numbers change with every version."""
+    n = 40 + 7 * version
+    return pl.DataFrame({
+        "cycle": CYCLE, "scenario": "baseline", "sku": [f"S{i:03d}" for i in range(n)], "family": "F1",
+        "month": dt.date(2026, 11, 1), "demand": 10.0, "production": [float(version * 1000 + i) for i in range(n)],
+        "ending_inventory": 1.0, "shortfall": 0.0, "safety_stock": 1.0,
+    })
+
+
+def _write_version(path: Path, version: int) -> None:
+    """Replace the cycle's supply plan and, in the same file, a marker that states its row count
+    and production total: a consistent snapshot always has both agree."""
+    supply = _supply(version)
+    marker = pl.DataFrame({"cycle": [CYCLE], "version": [version], "rows": [supply.height],
+                           "production_sum": [float(supply["production"].sum())]})
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("begin transaction")
+        con.execute("create schema if not exists planning")
+        for table, frame in (("supply_plan", supply), ("publish_marker", marker)):
+            con.register("incoming", frame.to_arrow())
+            con.execute(f"create table if not exists planning.{table} as select * from incoming limit 0")
+            con.execute(f"delete from planning.{table} where cycle = ?", [CYCLE])
+            con.execute(f"insert into planning.{table} by name select * from incoming")
+            con.unregister("incoming")
+        con.execute("commit")
+    finally:
+        con.close()
+
+
+def _reader(path: str, stop, queue) -> None:
+    """Open the BI copy read-only in a loop, one snapshot per connection, and count failures
+    and snapshots where the supply plan disagrees with its marker."""
+    ok = failed = inconsistent = 0
+    versions: set[int] = set()
+    errors: list[str] = []
+    deadline = time.monotonic() + READ_SECONDS
+    announced = False
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            con = duckdb.connect(path, read_only=True)
+            try:
+                row = con.execute(
+                    "select (select count(*) from bi.supply_plan where cycle = m.cycle), "
+                    "(select sum(production) from bi.supply_plan where cycle = m.cycle), m.rows, m.production_sum, m.version "
+                    "from planning.publish_marker m where m.cycle = ?",
+                    [CYCLE],
+                ).fetchall()[0]
+            finally:
+                con.close()
+            ok += 1
+            versions.add(row[4])
+            if (row[0], row[1]) != (row[2], row[3]):
+                inconsistent += 1
+                errors.append(f"inconsistent snapshot {row}")
+        except Exception as exc:  # every failure counts: a lock error or a half-written file alike
+            failed += 1
+            errors.append(repr(exc))
+        if not announced:
+            queue.put("ready")
+            announced = True
+        time.sleep(0.03)  # two cores: leave the publisher some CPU
+    queue.put({"ok": ok, "failed": failed, "inconsistent": inconsistent, "versions": sorted(versions), "errors": errors[:5]})
+
+
+def test_readers_never_fail_and_always_see_a_consistent_copy_while_it_is_republished(tmp_path):
+    source, target = tmp_path / "sop.duckdb", tmp_path / "bi" / "sop_bi.duckdb"
+    _write_version(source, 0)
+    bi.publish_bi_copy(source, target)
+    ctx = mp.get_context("spawn")  # no fork of a process that has DuckDB threads
+    stop, queue = ctx.Event(), ctx.Queue()
+    readers = [ctx.Process(target=_reader, args=(str(target), stop, queue)) for _ in range(READERS)]
+    for process in readers:
+        process.start()
+    try:
+        for _ in readers:
+            assert queue.get(timeout=60) == "ready"
+        for version in range(1, PUBLISHES + 1):
+            _write_version(source, version)
+            assert bi.publish_bi_copy(source, target) == target
+        time.sleep(0.3)  # let readers meet the last copy too
+    finally:
+        stop.set()
+        results = [queue.get(timeout=60) for _ in readers]
+        for process in readers:
+            process.join(timeout=30)
+    assert all(r["failed"] == 0 for r in results), [r["errors"] for r in results]
+    assert all(r["inconsistent"] == 0 for r in results), [r["errors"] for r in results]
+    assert all(r["ok"] > 0 for r in results)
+    seen = set().union(*(r["versions"] for r in results))
+    assert len(seen) >= 2, f"readers should have met several published versions, saw {seen}"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["sop_bi.duckdb"], "no temporary file may be left behind"
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        assert con.execute("select version from planning.publish_marker").fetchall() == [(PUBLISHES,)]
+    finally:
+        con.close()
+
+
+def test_publish_waits_for_a_writer_to_release_the_warehouse(tmp_path):
+    source, target = tmp_path / "sop.duckdb", tmp_path / "sop_bi.duckdb"
+    _write_version(source, 1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(source)!r}); print('held', flush=True); time.sleep(1.0)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        bi.publish_bi_copy(source, target, wait_seconds=30)
+        assert time.monotonic() - started > 0.3
+    finally:
+        holder.wait(timeout=30)
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        assert con.execute("select count(*) from bi.supply_plan").fetchall() == [(47,)]
+    finally:
+        con.close()
+
+
+def test_every_bi_view_exists_with_the_documented_columns_even_without_its_planning_table(tmp_path):
+    source = tmp_path / "sop.duckdb"
+    con = duckdb.connect(str(source))
+    consensus = pl.DataFrame({"cycle": ["2026-10", "2026-11"], "sku": "A", "family": "F1",
+                              "month": [dt.date(2026, 10, 1), dt.date(2026, 11, 1)], "quantity": 5.0, "p10": 4.0, "p90": 6.0})
+    for cycle in ("2026-10", "2026-11"):
+        replace_cycle(con, "planning.consensus_demand", consensus.filter(pl.col("cycle") == cycle), cycle)
+    # A capacity plan without the shadow_price column: the view still has it, as NULL.
+    replace_cycle(con, "planning.capacity_plan", pl.DataFrame({"cycle": [CYCLE], "scenario": "baseline", "resource": "R1",
+                                                               "month": dt.date(2026, 11, 1), "utilization": 0.9}), CYCLE)
+    con.close()
+    target = bi.publish_bi_copy(source, tmp_path / "sop_bi.duckdb")
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        views = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'bi'").fetchall()}
+        assert views == set(bi.BI_DICTIONARY)
+        for view, (description, columns) in bi.BI_DICTIONARY.items():
+            assert description and all(columns.values())
+            assert query(con, f"select * from bi.{view} limit 0").columns == list(columns), view
+        demand = query(con, "select cycle, is_current_cycle from bi.demand_plan order by cycle")
+        assert demand.rows() == [("2026-10", False), ("2026-11", True)]
+        capacity = query(con, "select * from bi.capacity_plan")
+        assert capacity["shadow_price"].dtype == pl.Float64 and capacity["shadow_price"].is_null().all()
+        assert capacity["utilization"].to_list() == [0.9]
+        empty = query(con, "select * from bi.financial_plan")
+        assert empty.height == 0 and empty.schema["month"] == pl.Date and empty.schema["revenue"] == pl.Float64
+    finally:
+        con.close()
+
+
+def test_the_bi_copy_is_never_the_working_warehouse_and_defaults_next_to_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOP_BI_WAREHOUSE", raising=False)
+    assert bi.default_bi_path(tmp_path / "wh" / "sop.duckdb") == tmp_path / "wh" / "sop_bi.duckdb"
+    monkeypatch.setenv("SOP_BI_WAREHOUSE", str(tmp_path / "elsewhere.duckdb"))
+    assert bi.default_bi_path(tmp_path / "wh" / "sop.duckdb") == tmp_path / "elsewhere.duckdb"
+    _write_version(tmp_path / "sop.duckdb", 1)
+    with pytest.raises(ValueError, match="different file"):
+        bi.publish_bi_copy(tmp_path / "sop.duckdb", tmp_path / "sop.duckdb")
