@@ -43,7 +43,7 @@ def add_months(month: dt.date, months: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def _is_lock_conflict(exc: Exception) -> bool:
+def is_lock_conflict(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
@@ -61,7 +61,7 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = LOC
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as exc:
-            if not _is_lock_conflict(exc) or time.monotonic() > deadline:
+            if not is_lock_conflict(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(delay + random.random() * delay)
             delay = min(delay * 2, 2.0)

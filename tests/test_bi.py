@@ -77,7 +77,7 @@ def _reader(path: str, stop, queue) -> None:
             if (row[0], row[1]) != (row[2], row[3]):
                 inconsistent += 1
                 errors.append(f"inconsistent snapshot {row}")
-        except Exception as exc:  # every failure counts: a lock error or a half-written file alike
+        except Exception as exc:  # noqa: BLE001 - every failure counts: a lock error or a half-written file alike
             failed += 1
             errors.append(repr(exc))
         if not announced:

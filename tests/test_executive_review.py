@@ -53,12 +53,16 @@ def _financial() -> pl.DataFrame:
 
 
 def _budget_gap() -> pl.DataFrame:
-    return pl.DataFrame({
-        "cycle": [CYCLE] * 3, "scenario": ["baseline"] * 3, "period": ["month", "month", "year"],
-        "period_label": ["2026-11", "2026-12", "2026"], "family": ["F1"] * 3, "measure": ["revenue"] * 3,
-        "plan": [1000.0, 800.0, 1800.0], "budget": [1000.0, 1000.0, 2000.0], "gap": [0.0, -200.0, -200.0],
-        "gap_pct": [0.0, -0.2, -0.1],
-    })
+    # As the financial review writes it: months and quarters, each family and ALL.
+    rows = [
+        ("month", "2026-11", NOV, "F1", 1000.0, 1000.0), ("month", "2026-12", DEC, "F1", 800.0, 1000.0),
+        ("quarter", "2026-Q4", None, "F1", 1800.0, 2000.0),
+        ("month", "2026-11", NOV, "ALL", 1000.0, 1000.0), ("month", "2026-12", DEC, "ALL", 800.0, 1000.0),
+    ]
+    return pl.DataFrame(rows, orient="row", schema={
+        "period": pl.Utf8, "period_label": pl.Utf8, "month": pl.Date, "family": pl.Utf8, "plan": pl.Float64, "budget": pl.Float64,
+    }).with_columns(pl.lit(CYCLE).alias("cycle"), pl.lit("baseline").alias("scenario"), pl.lit("revenue").alias("measure"),
+                    (pl.col("plan") - pl.col("budget")).alias("gap"), (100 * (pl.col("plan") / pl.col("budget") - 1)).alias("gap_pct"))
 
 
 def _accuracy() -> pl.DataFrame:
@@ -190,12 +194,13 @@ def test_executive_summary_kpis_on_a_hand_made_plan():
     # R1 binds (shadow value 50 x 110 h) and ranks first although R2 is not far below in utilisation.
     bottlenecks = summary.filter((pl.col("scenario") == "baseline") & pl.col("kpi").str.starts_with("bottleneck_"))
     assert bottlenecks.select("subject", "value").rows() == [("R1", 1.1), ("R2", 0.97)]
-    assert k["budget_gap_revenue"] == pytest.approx(-200)  # monthly grain: the yearly row is not added again
+    assert k["budget_gap_revenue"] == pytest.approx(-200)  # months of each family: neither quarters nor ALL count twice
     assert k["budget_gap_revenue_pct"] == pytest.approx(-0.1)
     assert k["forecast_wape_lag1"] == pytest.approx(35 / 400)
     assert k["forecast_bias_lag1"] == pytest.approx(0.0)
     assert k["forecast_bias_trend"] == pytest.approx(-0.05)
     assert _kpis(summary, "overtime")["fill_rate"] == pytest.approx(1 - 10 / 200)
+    assert summary.group_by("kpi").agg(pl.col("kpi_order").n_unique())["kpi_order"].max() == 1
 
 
 def test_executive_summary_notes_absent_inputs_instead_of_failing():
@@ -220,14 +225,14 @@ def test_exceptions_list_only_what_is_above_materiality_ranked_by_money():
         "cycle": CYCLE, "scenario": "baseline", "period": "month", "period_label": "2026-12", "family": ["F1", "F2", "F3"],
         "measure": "revenue", "plan": [440_000.0, 9_940_000.0, 1_000.0], "budget": [500_000.0, 10_000_000.0, 100_000.0],
     })
-    resources = pl.DataFrame({"resource": ["R1", "R2"], "overtime_cost_per_hour": [40.0, 40.0]})
+    resources = pl.DataFrame({"resource": ["R1", "R2"], "cost_per_hour": [30.0, 30.0], "overtime_cost_per_hour": [40.0, 40.0]})
     found = er.exceptions(CYCLE, supply, _capacity(), None, budget, gates, products=products, resources=resources)
     assert found.schema == pl.Schema(er.EXCEPTIONS_SCHEMA)
     # F2's shortfall (500), F2's gap (0.6% of budget) and R2 (no money at stake) stay below materiality.
     assert found.select("rank", "kind", "subject", "money").rows() == [
         (1, "budget_gap", "F3", 99_000.0),
         (2, "budget_gap", "F1", 60_000.0),
-        (3, "capacity", "R1", 50 * 110 + 10 * 40.0),
+        (3, "capacity", "R1", 50 * 110 + 10 * (40 - 30.0)),  # shadow value + overtime premium
         (4, "shortfall", "F1", 2_000.0),
     ]
     assert "below budget by 12.0%" in found["description"][1]
@@ -280,11 +285,13 @@ def test_status_report_says_which_checkpoints_passed_and_who_the_cycle_waits_for
     er.record_checkpoint(con, CYCLE, "portfolio_is_sound", True, "all SKUs known")
     er.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", False, "SKU A 2026-12 missing")
     er.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", True, "complete")  # a rerun replaces the row
+    er.record_checkpoint(con, CYCLE, "overrides_have_reasons", False, "1 override without a reason", blocking=False)
     summary = er.executive_summary(CYCLE, _supply(), _capacity(), _financial())
     replace_cycle(con, "planning.executive_summary", summary, CYCLE)
     lines = er.status_report(con, CYCLE)
     text = "\n".join(lines)
     assert "portfolio_is_sound: passed" in text and "consensus_demand_is_sound: passed" in text and "FAILED" not in text
+    assert "overrides_have_reasons: WARNING" in text  # shown, but the cycle does not wait for it
     assert "supply review: supply_plan 4, capacity_plan 4" in text
     assert "financial review: financial_plan 2" in text
     assert "approval: no approval yet" in text
