@@ -23,6 +23,8 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/sop demo-data --out $(SOP_DATA_DIR) --skus $(DEMO_SKUS) --cycle $(CYCLE)
 	$(BIN)/sop backfill --from $(FIRST_CYCLE) --to $(CYCLE)
+	$(BIN)/sop approve --cycle $(CYCLE) --scenario baseline --by "Dana Whitfield (CEO)" --note "Approved in the executive S&OP meeting"
+	$(BIN)/sop status --cycle $(CYCLE)
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

@@ -1,7 +1,9 @@
-"""The S&OP cycle at a glance: review steps in order, the monthly schedule, the resources.
+"""The S&OP cycle at a glance: review steps in order, the monthly schedule, the approval
+sensor, the resources.
 
 Each review step is an asset group; each ends in a blocking check, so a failed checkpoint
-stops everything downstream of it in that run.
+stops everything downstream of it in that run. The plan of record is not part of the monthly
+run: only an executive's approval of the exact plan version publishes it.
 """
 
 from __future__ import annotations
@@ -12,26 +14,13 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import demand_review, ingestion, product_review
+from orchestration import sensors
+from orchestration.assets import demand_review, executive_review, financial_review, ingestion, product_review, supply_review
 from orchestration.dbt_project import dbt_executable, dbt_project
 from orchestration.partitions import cycle_partitions
 from orchestration.resources import default_resources
 
-REVIEW_STEPS = ["ingestion", "product_review", "demand_review"]
-
-monthly_cycle_job = dg.define_asset_job(
-    "monthly_cycle",
-    selection=dg.AssetSelection.all(),
-    partitions_def=cycle_partitions,
-    description="The whole monthly S&OP cycle for one partition (cycle month).",
-)
-
-monthly_cycle_schedule = dg.build_schedule_from_partitioned_job(
-    monthly_cycle_job,
-    hour_of_day=6,
-    day_of_month=2,
-    description="Plans the new cycle on the 2nd of each month, once last month's actuals are in.",
-)
+REVIEW_STEPS = ["ingestion", "product_review", "demand_review", "supply_review", "financial_review", "executive_review"]
 
 ASSETS = [
     ingestion.input_files,
@@ -41,7 +30,32 @@ ASSETS = [
     demand_review.statistical_forecast,
     demand_review.consensus_demand,
     demand_review.forecast_accuracy,
+    supply_review.supply_plan,
+    financial_review.financial_plan,
+    executive_review.executive_review_step,
+    executive_review.plan_of_record,
 ]
+
+monthly_cycle_job = dg.define_asset_job(
+    "monthly_cycle",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(executive_review.PLAN_OF_RECORD),
+    partitions_def=cycle_partitions,
+    description="The whole monthly S&OP cycle for one partition (cycle month), up to the review pack.",
+)
+
+publish_plan_of_record_job = dg.define_asset_job(
+    "publish_plan_of_record",
+    selection=dg.AssetSelection.assets(executive_review.PLAN_OF_RECORD),
+    partitions_def=cycle_partitions,
+    description="Publish the approved plan as the plan of record (launched by the approval sensor).",
+)
+
+monthly_cycle_schedule = dg.build_schedule_from_partitioned_job(
+    monthly_cycle_job,
+    hour_of_day=6,
+    day_of_month=2,
+    description="Plans the new cycle on the 2nd of each month, once last month's actuals are in.",
+)
 
 
 def build_definitions(
@@ -50,8 +64,9 @@ def build_definitions(
     """The code location; `sop run` and tests pass their own resources (paths) and loggers."""
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[monthly_cycle_job],
+        jobs=[monthly_cycle_job, publish_plan_of_record_job, sensors.approve_plan_job],
         schedules=[monthly_cycle_schedule],
+        sensors=[sensors.approval_sensor(publish_plan_of_record_job), sensors.bi_publish_sensor],
         resources={
             **default_resources(),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

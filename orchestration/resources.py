@@ -23,8 +23,8 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str
 
     @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.path, read_only=read_only) as con:
+    def connect(self, read_only: bool = False, wait_seconds: float = warehouse.LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.path, read_only=read_only, wait_seconds=wait_seconds) as con:
             yield con
 
 

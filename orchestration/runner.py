@@ -94,8 +94,12 @@ def run_cycle(
     models_dir: str | None = None,
     printer: Printer | None = None,
     instance: dg.DagsterInstance | None = None,
+    job_name: str = "monthly_cycle",
 ) -> CycleOutcome:
-    """Materialize every asset of one cycle's partition in-process and report the outcome."""
+    """Materialize every asset of one cycle's partition in-process and report the outcome.
+
+    `job_name` selects the job: the monthly cycle, or `publish_plan_of_record` (what the
+    approval sensor launches)."""
     from orchestration.definitions import build_definitions
 
     if printer is None:
@@ -113,9 +117,9 @@ def run_cycle(
         # dbt assets and Python assets carry different backfill policies; one partition per run
         # is what a cycle is anyway.
         warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
-        job = defs.resolve_job_def("monthly_cycle")
+        job = defs.resolve_job_def(job_name)
     partition_key = cycle_month(cycle).isoformat()
-    log_path = Path(warehouse_path).parent / "logs" / f"cycle-{partition_key[:7]}.log"
+    log_path = Path(warehouse_path).parent / "logs" / f"{'cycle' if job_name == 'monthly_cycle' else job_name}-{partition_key[:7]}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     printer(f"  (step output, dbt's included, goes to {log_path})")
     # dbt and Dagster's own console output go to the cycle's log file; the progress logger

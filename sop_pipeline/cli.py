@@ -53,6 +53,7 @@ def _run_one(cycle: str, data_dir: str, warehouse: str, models_dir: str | None) 
     if outcome.success:
         print(f"cycle {cycle}: done in {time.perf_counter() - started:.0f}s, {len(outcome.materialized)} assets materialized")
         _print_summary(cycle, warehouse)
+        _publish_bi(warehouse)
         return True
     print(f"cycle {cycle}: STOPPED after {time.perf_counter() - started:.0f}s", file=sys.stderr)
     print(outcome.explanation(), file=sys.stderr)
@@ -68,6 +69,50 @@ def _print_summary(cycle: str, warehouse: str) -> None:
         for line in cycle_summary(con, cycle):
             print(f"  {line}")
     print(f"  warehouse: {Path(warehouse).resolve()} (charts in {Path(warehouse).resolve().parent / 'charts' / cycle})")
+
+
+def _publish_bi(warehouse: str) -> None:
+    """BI tools read a copy that is replaced atomically, only after a successful run: they
+    never see a half-written cycle and never hold a lock the pipeline needs."""
+    from sop_pipeline.bi import publish_bi_copy
+
+    target = publish_bi_copy(warehouse)
+    print(f"  BI copy published: {target}")
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from orchestration.runner import run_cycle
+    from sop_pipeline import executive_review
+    from sop_pipeline.warehouse import connect
+
+    with connect(args.warehouse) as con:
+        try:
+            decision = executive_review.record_decision(con, args.cycle, args.scenario, args.by, args.note or "")
+        except ValueError as exc:
+            print(f"approval refused: {exc}", file=sys.stderr)
+            return 2
+    print(f"cycle {args.cycle}: {args.scenario} approved by {args.by} for plan version {decision['plan_version'][:12]}")
+    # What the approval sensor does in a running Dagster deployment, done here in-process.
+    outcome = run_cycle(args.cycle, args.data, args.warehouse, models_dir=args.models, job_name="publish_plan_of_record")
+    if not outcome.success:
+        print(outcome.explanation(), file=sys.stderr)
+        return 1
+    print(f"cycle {args.cycle}: plan of record published ({args.scenario})")
+    _publish_bi(args.warehouse)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sop_pipeline import executive_review
+    from sop_pipeline.warehouse import connect
+
+    if not Path(args.warehouse).exists():
+        print(f"no warehouse at {args.warehouse}: run `sop run --cycle {args.cycle}` first", file=sys.stderr)
+        return 1
+    with connect(args.warehouse, read_only=True) as con:
+        for line in executive_review.status_report(con, args.cycle):
+            print(line)
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -113,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--to", dest="end", type=_cycle, required=True)
     paths(backfill)
     backfill.set_defaults(func=cmd_backfill)
+
+    approve = sub.add_parser("approve", help="record an executive's approval and publish the plan of record")
+    approve.add_argument("--cycle", type=_cycle, required=True)
+    approve.add_argument("--scenario", default="baseline")
+    approve.add_argument("--by", required=True, help="who approves")
+    approve.add_argument("--note", default="")
+    paths(approve)
+    approve.set_defaults(func=cmd_approve)
+
+    status = sub.add_parser("status", help="where a cycle stands: checkpoints, approval, what waits for whom")
+    status.add_argument("--cycle", type=_cycle, required=True)
+    paths(status)
+    status.set_defaults(func=cmd_status)
     return parser
 
 

@@ -180,6 +180,17 @@ INPUT_FILES: tuple[InputFile, ...] = (
         key=("layer", "level", "key", "month"),
     ),
     InputFile(
+        "price_plan",
+        "Optional planned price changes: percent change of the product master's unit_price from a month on (family or SKU level).",
+        (
+            Column("level", STRING, description="sku or family.", allowed=LEVELS),
+            Column("key", STRING, description="The SKU or family whose price changes."),
+            Column("month", MONTH, description="First month the change applies, YYYY-MM; it lasts from then on."),
+            Column("price_change_pct", NUMBER, description="Percent change of unit_price (5 = +5%); family and SKU changes multiply, later changes compound."),
+        ),
+        key=("level", "key", "month"),
+    ),
+    InputFile(
         "indicators",
         "Optional economic indicators by month, used as covariates by the global forecast model.",
         (

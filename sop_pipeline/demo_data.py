@@ -628,7 +628,7 @@ def generate_demo_company(
         "products": products, "sales_history": sales_history, "resources": resources,
         "routings": routings, "materials": materials, "bom": bom, "inventory": inventory,
         "open_supply": open_supply, "budget": budget, "demand_inputs": demand_inputs,
-        "indicators": indicators,
+        "indicators": indicators, "price_plan": _price_plan(fam_names, c_abs),
     }
     return {f.name: frames[f.name].select(f.column_names) for f in INPUT_FILES}
 
@@ -697,6 +697,18 @@ def _demand_inputs(rng, n, F, H, c_abs, E, base, role, fam_names, sku_codes, lau
     cols = FILES_BY_NAME["demand_inputs"].column_names
     return pl.DataFrame(rows, schema={c: (pl.Float64 if c == "value" else pl.String) for c in cols},
                         orient="row")
+
+
+def _price_plan(fam_names, c_abs) -> pl.DataFrame:
+    """Planned list-price changes: two families pass on cost inflation early in the horizon and
+    every family moves with general inflation at the start of the second plan year. Enough for
+    the financial review's bridge to show a price effect and for the forecast's price covariate."""
+    order = sorted(range(len(fam_names)), key=lambda f: fam_names[f])
+    rows = [("family", fam_names[order[0]], _month_str(c_abs + 2), 3.0),
+            ("family", fam_names[order[1 % len(order)]], _month_str(c_abs + 5), 4.5)]
+    rows += [("family", fam_names[f], _month_str(c_abs + 14), 2.0) for f in order]
+    return pl.DataFrame(rows, schema={"level": pl.String, "key": pl.String, "month": pl.String, "price_change_pct": pl.Float64},
+                        orient="row").unique(subset=["level", "key", "month"], keep="first", maintain_order=True)
 
 
 def _past_demand_inputs(rng, H, c_abs, E, cand, n_sales, fam_names, sku_codes) -> list[tuple]:

@@ -386,6 +386,17 @@ def record_checkpoint(
         raise
 
 
+def failed_gates(con: duckdb.DuckDBPyConnection, cycle: str, gates: list[str]) -> list[str]:
+    """The blocking checkpoints of `gates` that have not passed for the cycle (missing counts
+    as not passed: a plan whose checks never ran is not a plan anyone can approve)."""
+    label = cycle_label(cycle)
+    if not table_exists(con, "planning", "checkpoints"):
+        return list(gates)
+    rows = query(con, "select checkpoint, passed from planning.checkpoints where cycle = ?", [label])
+    passed = {r["checkpoint"] for r in rows.iter_rows(named=True) if r["passed"]}
+    return [g for g in gates if g not in passed]
+
+
 def status_report(con: duckdb.DuckDBPyConnection, cycle: str) -> list[str]:
     """Lines for `sop status --cycle`: checkpoints, tables per review step, approval, and
     what the cycle waits for and from whom."""

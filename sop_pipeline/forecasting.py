@@ -28,10 +28,12 @@ Everything here is a plain function on polars frames (no I/O, no orchestration).
 modelling layer (its statsforecast-backed local models, its regression models for the global
 model); numpy holds the SKU x model x origin x step arrays in between, which keeps the
 selection, ensembling and calibration vectorised. Local models are fitted per SKU in worker
-processes; a fitted local model re-forecasts earlier backtest origins with its parameters held
-(``backtest.refit: false``, darts' transferable ``predict(series=...)``), which costs a filter
-pass instead of a re-estimation - the parameters have then seen the backtest window, a mild
-optimism the calibration check in the benchmark measures.
+processes. The backtest is honest but cheap: each local model is refitted once, at the earliest
+origin, with the structure its full-history fit selected (ETS components, CES season type), and
+that fit re-filters the later origins' histories with its parameters held (darts'
+transferable ``predict(series=...)``). No estimated parameter sees the months it is scored on
+(only the choice of structure did), and the automatic model search runs once per SKU, not once
+per origin.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ import datetime as _dt
 import logging
 import math
 import multiprocessing as _mp
-import os
+import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,10 +56,10 @@ import yaml
 
 __all__ = [
     "CandidateSpec",
-    "ForecastSettings",
     "ForecastResult",
-    "load_forecast_settings",
+    "ForecastSettings",
     "forecast_demand",
+    "load_forecast_settings",
 ]
 
 ENSEMBLE = "ensemble"
@@ -100,7 +103,7 @@ class ForecastSettings:
     backtest_origins: int = 4
     backtest_spacing: int = 3
     backtest_max_step: int = 12
-    backtest_refit: bool = False
+    backtest_refit: str = "origin"  # origin | none | all (see _local_chunk)
     # fit every candidate on every SKU (complete error table) or only on its segment's SKUs
     score_all_segments: bool = True
     season_length: int = 12
@@ -109,12 +112,11 @@ class ForecastSettings:
     # ensemble by `switch_margin`, relative, to replace it)
     selection_method: str = "best"
     selection_metric: str = "mase"
-    switch_margin: float = 0.1
+    switch_margin: float = 0.25
     ensemble_members: tuple[str, ...] = ()
     ensemble_combine: str = "median"  # median | mean | trimmed_mean
     # segments
     intermittent_max_nonzero_share: float = 0.5
-    intermittent_min_nonzero: int = 6
     # quantiles
     quantile_low: float = 0.1
     quantile_high: float = 0.9
@@ -122,7 +124,7 @@ class ForecastSettings:
     quantile_default_exponent: float = 0.5
     # execution
     n_jobs: int = 2
-    start_method: str = "fork"
+    start_method: str = "auto"
     chunks_per_job: int = 4
     random_state: int = 0
 
@@ -170,22 +172,21 @@ def _settings_from_dict(cfg: dict[str, Any]) -> ForecastSettings:
         backtest_origins=int(bt.get("origins", 4)),
         backtest_spacing=int(bt.get("spacing", 3)),
         backtest_max_step=int(bt.get("max_step", 12)),
-        backtest_refit=bool(bt.get("refit", False)),
+        backtest_refit=_refit_mode(bt.get("refit", "origin")),
         score_all_segments=bool(bt.get("all_segments", True)),
         season_length=int(cfg.get("season_length", 12)),
         selection_method=str(sel.get("method", "best")),
         selection_metric=str(sel.get("metric", "mase")),
-        switch_margin=float(sel.get("switch_margin", 0.1)),
+        switch_margin=float(sel.get("switch_margin", 0.25)),
         ensemble_members=members,
         ensemble_combine=str(ens.get("combine", "median")),
         intermittent_max_nonzero_share=float(seg.get("intermittent_max_nonzero_share", 0.5)),
-        intermittent_min_nonzero=int(seg.get("intermittent_min_nonzero", 6)),
         quantile_low=float(q.get("low", 0.1)),
         quantile_high=float(q.get("high", 0.9)),
         quantile_min_points=int(q.get("min_points", 20)),
         quantile_default_exponent=float(q.get("default_exponent", 0.5)),
         n_jobs=int(ex.get("n_jobs", 2)),
-        start_method=str(ex.get("start_method", "fork")),
+        start_method=str(ex.get("start_method", "auto")),
         chunks_per_job=int(ex.get("chunks_per_job", 4)),
         random_state=int(ex.get("random_state", 0)),
     )
@@ -202,10 +203,24 @@ def _settings_from_dict(cfg: dict[str, Any]) -> ForecastSettings:
     return s
 
 
+def _refit_mode(v: Any) -> str:
+    if v is True:
+        return "all"
+    if v is False or v is None:
+        return "none"
+    v = str(v)
+    if v not in ("origin", "none", "all"):
+        raise ValueError("forecast settings: backtest.refit must be origin, none or all")
+    return v
+
+
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Profile overrides: nested dicts merge, a null removes the key (e.g. a candidate)."""
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "candidates":
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _deep_merge(out[k], v)
         else:
             out[k] = v
@@ -213,9 +228,9 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_forecast_settings(path: str | Path, profile: str | None = None) -> ForecastSettings:
-    """Read `models/forecast.yaml`. A `profiles:` section holds named overrides (deep-merged;
-    a profile's `candidates` replaces the list) so a benchmark can run the same code with a
-    configuration tuned for its data without a second file drifting from the first."""
+    """Read `models/forecast.yaml`. A `profiles:` section holds named overrides (deep-merged,
+    null removes an entry) so a benchmark can run the same code with a configuration tuned for
+    its data without a second file drifting from the first."""
     cfg = yaml.safe_load(Path(path).read_text()) or {}
     profiles = cfg.pop("profiles", {}) or {}
     if profile is not None:
@@ -243,6 +258,8 @@ class ForecastResult:
     * ``coverage``: share of backtest actuals inside [p10, p90], calibrated leave-one-origin-out.
     * ``metrics``: overall backtest WAPE / sMAPE / MASE of the published forecast and of
       seasonal naive on the same points, plus counts and timings.
+    * ``candidate_forecasts``: sku, model, month, forecast - what every candidate (and the
+      ensemble) said for the horizon, so a planner can see the spread the median hides.
     """
 
     forecast: pl.DataFrame
@@ -251,6 +268,7 @@ class ForecastResult:
     selection: pl.DataFrame
     coverage: float
     metrics: dict[str, Any]
+    candidate_forecasts: pl.DataFrame | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,16 +291,39 @@ def _index_to_date(idx: np.ndarray) -> pl.Series:
 
 
 def _quiet() -> None:
+    """Silence model chatter in a worker process (it exits after the forecast)."""
     warnings.filterwarnings("ignore")
     for name in ("darts", "statsforecast", "numba"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    logging.getLogger("darts").propagate = False
 
 
-def _make_local(spec: CandidateSpec):
+@contextmanager
+def _silenced():
+    """The same in the caller's process, restored afterwards."""
+    loggers = [logging.getLogger(name) for name in ("darts", "statsforecast")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for lg, lv in zip(loggers, levels):
+                lg.setLevel(lv)
+
+
+def _make_local(spec: CandidateSpec, positive: bool = False):
     import darts.models as dm
 
     params = dict(spec.params)
+    # `positive_model` (AutoETS): the model string for strictly positive series. Errors
+    # proportional to the level (multiplicative error) are the natural ETS family for positive
+    # data; only series with zeros need the additive-error models, and fitting one family
+    # instead of both halves the search.
+    pos = params.pop("positive_model", None)
+    if positive and pos:
+        params["model"] = pos
     if spec.model == "StatsForecastModel":
         return dm.StatsForecastModel(model=params.pop("model"), model_kwargs=params,
                                      min_train_length=spec.min_history)
@@ -292,43 +333,95 @@ def _make_local(spec: CandidateSpec):
     return cls(**params, min_train_length=spec.min_history)
 
 
-def _local_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray]:
+# statsforecast's CES `forward` keeps the fitted initial states, which do not belong to a
+# shorter series: its re-filtered forecasts explode. CES is cheap with a pinned season type, so
+# it is refitted at every origin instead.
+_FORWARD_UNSAFE = ("AutoCES",)
+
+
+def _sane(v: np.ndarray, y: np.ndarray) -> bool:
+    """A forecast an optimiser ran away with (non-finite, or ten times anything ever sold)
+    is a failed fit, not a candidate."""
+    return bool(np.all(np.isfinite(v)) and np.max(np.abs(v), initial=0.0) <= 10 * np.max(np.abs(y), initial=0.0) + 10)
+
+
+def _pinned(spec: CandidateSpec, fitted) -> Any:
+    """A fresh darts model with the *structure* the full-history fit selected (ETS components,
+    CES season type, Theta variant) but parameters still to estimate. Refitting that at a
+    backtest origin gives honest parameters for a fraction of the automatic search's cost."""
+    import darts.models as dm
+
+    params = {k: v for k, v in spec.params.items() if k != "positive_model"}
+    try:
+        sel = fitted.model.model_
+        if spec.model == "AutoETS":
+            comp = str(sel["components"])
+            params.update(model=comp[:3], damped=comp[3:4] not in ("", "N"))
+        elif spec.model == "AutoCES":
+            params.update(model=str(sel["seasontype"]))
+        elif spec.model == "AutoTheta":
+            params.update(model=str(sel["modeltype"]))
+    except (AttributeError, KeyError, TypeError):
+        pass
+    return getattr(dm, spec.model)(**params, min_train_length=spec.min_history) \
+        if spec.model != "StatsForecastModel" else _make_local(spec)
+
+
+def _local_chunk(task: tuple, quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Fit every local candidate on a chunk of SKUs; returns (final, backtest) arrays.
 
-    The backtest forecasts earlier origins by re-filtering the full-history model on the
-    truncated series (parameters held) unless `refit`; seasonal naive and models without a
-    transferable `predict(series=...)` are refitted, which is cheap for them."""
-    specs, ys, lens_at_origin, run, H, S, refit = task
-    _quiet()
+    Backtest modes (``backtest.refit``):
+
+    * ``origin`` - refit once, at the earliest origin, with the structure the full-history
+      fit selected, then re-filter that model on the later origins' histories (darts'
+      transferable ``predict(series=...)``). No parameter has seen the data it is scored on.
+    * ``none`` - re-filter the full-history model on every origin's history: cheapest, but the
+      parameters have seen the backtest window, so errors (and intervals) come out optimistic.
+    * ``all`` - a full automatic refit at every origin: honest and slowest.
+    """
+    specs, ys, lens_at_origin, run, H, S, mode = task
+    if quiet:
+        _quiet()
     from darts import TimeSeries
 
     n_sku, B = len(ys), lens_at_origin.shape[1]
     final = np.full((len(specs), n_sku, H), np.nan)
     bt = np.full((len(specs), n_sku, B, S), np.nan)
     for j, spec in enumerate(specs):
-        transferable = spec.model != "NaiveSeasonal" and not refit
         for i, y in enumerate(ys):
             n = y.shape[0]
             if n < spec.min_history or not run[j, i]:
                 continue
             try:
-                model = _make_local(spec).fit(TimeSeries.from_values(y))
-                final[j, i] = model.predict(H).values(copy=False)[:, 0]
-            except Exception:  # a model that cannot fit this series is simply not a candidate
+                model = _make_local(spec, bool(np.all(y > 0))).fit(TimeSeries.from_values(y))
+                v = model.predict(H).values(copy=False)[:, 0]
+            except Exception:  # noqa: BLE001, S112 - statsforecast raises bare Exception; a model
+                continue  # that cannot fit this series is simply not a candidate for it
+            if not _sane(v, y):
                 continue
-            for b in range(B):
+            final[j, i] = v
+            at = [b for b in range(B) if lens_at_origin[i, b] >= spec.min_history]
+            origin_model = None
+            for b in at:
                 L = int(lens_at_origin[i, b])
-                if L < spec.min_history:
-                    continue
                 steps = min(S, n - L)
                 try:
                     ts = TimeSeries.from_values(y[:L])
-                    if transferable:
+                    if mode == "all":
+                        f = _make_local(spec, bool(np.all(y[:L] > 0))).fit(ts).predict(steps)
+                    elif spec.model in _FORWARD_UNSAFE:
+                        f = _pinned(spec, model).fit(ts).predict(steps)
+                    elif mode == "none":
                         f = model.predict(steps, series=ts)
+                    elif origin_model is None:  # earliest origin the model could be fitted at
+                        origin_model = _pinned(spec, model).fit(ts)
+                        f = origin_model.predict(steps)
                     else:
-                        f = _make_local(spec).fit(ts).predict(steps)
-                    bt[j, i, b, :steps] = f.values(copy=False)[:, 0]
-                except Exception:
+                        f = origin_model.predict(steps, series=ts)
+                    v = f.values(copy=False)[:, 0]
+                    if _sane(v, y[:L]):
+                        bt[j, i, b, :steps] = v
+                except Exception:  # noqa: BLE001, S112 - no backtest at this origin, same reason
                     continue
     return final, bt
 
@@ -368,7 +461,15 @@ def _local_tasks(specs: list[CandidateSpec], ys: list[np.ndarray], lens: np.ndar
 
 
 def _executor(settings: ForecastSettings) -> ProcessPoolExecutor:
-    method = settings.start_method if settings.start_method in _mp.get_all_start_methods() else None
+    """Worker pool for the local models. `auto` forks on Linux: workers inherit the imported
+    darts/statsforecast instead of re-importing them (seconds per worker), and they only run
+    numpy/statsforecast code, never polars. Elsewhere, or when a host process makes fork
+    unsafe, `forkserver`/`spawn` trade that start-up time for isolation."""
+    method = settings.start_method
+    if method == "auto":
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+    if method not in _mp.get_all_start_methods():
+        method = None
     return ProcessPoolExecutor(max_workers=max(1, int(settings.n_jobs)), mp_context=_mp.get_context(method))
 
 
@@ -383,7 +484,7 @@ class _Panel:
     skus: list[str]
     start: np.ndarray  # absolute month index of each SKU's first month
     ys: list[np.ndarray]
-    price: np.ndarray | None  # n_sku x (T + H) log price relative to the last price; None if no prices
+    price: np.ndarray | None  # n_sku x (T + H) log price relative to the last season's; None if no prices
     promo: np.ndarray | None  # n_sku x (T + H) promotion share; None if never promoted
     t0: int  # absolute index of column 0 in price/promo
     indicators: np.ndarray | None  # (T + H) x k, standardised
@@ -452,7 +553,6 @@ def _run_global(spec: CandidateSpec, panel: _Panel, c: int, origins: np.ndarray,
     before the first origin (no leakage; a single fit serves all origins)."""
     from darts import TimeSeries
 
-    _quiet()
     n, B = len(panel.ys), origins.shape[0]
     final = np.full((n, H), np.nan)
     bt = np.full((n, B, S), np.nan)
@@ -554,27 +654,35 @@ def _prepare(history: pl.DataFrame, c: int, H: int, future_prices: pl.DataFrame 
     # held flat into the horizon unless future prices are given
     P = np.full((n, T + H), np.nan)
     P[code, m - t0] = h.get_column("net_price").fill_nan(None).to_numpy()
-    if future_prices is not None and future_prices.height:
-        fp = future_prices.select(
-            pl.col("sku").cast(pl.String),
-            (pl.col("month").dt.year().cast(pl.Int64) * 12 + pl.col("month").dt.month().cast(pl.Int64) - 1).alias("m"),
-            pl.col("net_price").cast(pl.Float64),
-        ).filter(pl.col("sku").is_in(skus_s.implode()) & (pl.col("m") >= c) & (pl.col("m") < c + H))
-        fcode = fp.get_column("sku").cast(pl.Enum(skus_s)).to_physical().to_numpy().astype(np.int64)
-        P[fcode, fp.get_column("m").to_numpy() - t0] = fp.get_column("net_price").to_numpy()
     P[~(P > 0)] = np.nan
-    last_hist = _ffill(P[:, :T])[:, -1] if T else np.full(n, np.nan)
-    price = None
-    if np.isfinite(P).any():
-        Pf = _bfill(_ffill(P))
-        ref = np.where(np.isfinite(last_hist), last_hist, np.nanmean(np.where(np.isfinite(Pf), Pf, np.nan), axis=1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            price = np.log(Pf / ref[:, None])
-        price = np.nan_to_num(price, nan=0.0, posinf=0.0, neginf=0.0)
-        if not np.any(price != 0):
-            price = None
     promo = np.zeros((n, T + H))
     promo[code, m - t0] = np.clip(h.get_column("promotion").to_numpy(), 0.0, 1.0)
+    price = None
+    if np.isfinite(P).any():
+        # Without a price plan the future price is the last *regular* price: a promotion in the
+        # last month must not be extrapolated as a permanent discount.
+        regular = np.where(promo[:, :T] < 0.5, P[:, :T], np.nan)
+        flat = _ffill(regular)[:, -1] if T else np.full(n, np.nan)
+        flat = np.where(np.isfinite(flat), flat, _ffill(P[:, :T])[:, -1] if T else np.nan)
+        P[:, T:] = flat[:, None]
+        if future_prices is not None and future_prices.height:
+            fp = future_prices.select(
+                pl.col("sku").cast(pl.String),
+                (pl.col("month").dt.year().cast(pl.Int64) * 12 + pl.col("month").dt.month().cast(pl.Int64) - 1).alias("m"),
+                pl.col("net_price").cast(pl.Float64),
+            ).filter(pl.col("sku").is_in(skus_s.implode()) & (pl.col("m") >= c) & (pl.col("m") < c + H)
+                     & (pl.col("net_price") > 0))
+            fcode = fp.get_column("sku").cast(pl.Enum(skus_s)).to_physical().to_numpy().astype(np.int64)
+            P[fcode, fp.get_column("m").to_numpy() - t0] = fp.get_column("net_price").to_numpy()
+        Pf = _bfill(_ffill(P))
+        # Relative to the geometric mean of the last season's prices: the same window the
+        # global model's level normalisation uses, so price and level speak of the same base.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lp = np.log(Pf)
+            ref = np.nanmean(lp[:, max(0, T - 12):T], axis=1) if T else np.zeros(n)
+            price = np.nan_to_num(lp - ref[:, None], nan=0.0, posinf=0.0, neginf=0.0)
+        if not np.any(price != 0):
+            price = None
     if not promo.any():
         promo = None
 
@@ -758,8 +866,10 @@ def forecast_demand(
     nonzero = np.array([int(np.count_nonzero(y)) for y in panel.ys], dtype=np.int64)
     share = np.where(nobs > 0, nonzero / np.maximum(nobs, 1), 0.0)
     has_int = np.bool_(any(s.segment == INTERMITTENT for s in specs))
-    intermittent = has_int & ((share < settings.intermittent_max_nonzero_share)
-                              | (nonzero < settings.intermittent_min_nonzero))
+    # Intermittent: sales in fewer than the threshold share of months (all-zero included). A
+    # young SKU that sold every month is short, not intermittent: it gets the candidates its
+    # history allows, or the recent mean.
+    intermittent = has_int & ((share < settings.intermittent_max_nonzero_share) | (nonzero == 0))
     segment = np.where(intermittent, INTERMITTENT, REGULAR)
     scale = np.array([_mase_scale(y, m) for y in panel.ys])
 
@@ -767,12 +877,15 @@ def forecast_demand(
     # Local models go to worker processes first; the parent computes the vectorised baseline
     # and the global model meanwhile, then collects.
     t_fit = time.perf_counter()
+    t_global = 0.0
     final = np.full((len(specs), n, H), np.nan)
     bt = np.full((len(specs), n, B, S), np.nan)
     run = np.array([(segment == s.segment) | settings.score_all_segments for s in specs]).reshape(len(specs), n)
     local_j = [j for j, s in enumerate(specs) if not s.is_global and s.model != "NaiveSeasonal"]
     parts, tasks = _local_tasks([specs[j] for j in local_j], panel.ys, lens, H, S, settings)
     tasks = [t[:3] + (run[local_j][:, p],) + t[3:] for p, t in zip(parts, tasks)]
+    if local_j and len(tasks) > 1:
+        import darts.models  # noqa: F401  (imported once here, inherited by forked workers)
     pool = _executor(settings) if local_j and len(tasks) > 1 else None
     try:
         pending = [pool.submit(_local_chunk, t) for t in tasks] if pool else []
@@ -780,8 +893,17 @@ def forecast_demand(
             if s.model == "NaiveSeasonal":
                 final[j], bt[j] = _seasonal_naive(panel.ys, lens, int(s.params.get("K", m)), s.min_history, H, S)
             elif s.is_global:
-                final[j], bt[j] = _run_global(s, panel, c, origins, H, S, m, settings.random_state)
-        results = [f.result() for f in pending] if pool else ([_local_chunk(tasks[0])] if local_j and tasks else [])
+                t_g = time.perf_counter()
+                with _silenced():
+                    final[j], bt[j] = _run_global(s, panel, c, origins, H, S, m, settings.random_state)
+                t_global += time.perf_counter() - t_g
+        if pool:
+            results = [f.result() for f in pending]
+        elif local_j and tasks:
+            with _silenced():
+                results = [_local_chunk(tasks[0], quiet=False)]
+        else:
+            results = []
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -817,10 +939,14 @@ def forecast_demand(
     eligible[-1] &= segment == REGULAR
     if settings.selection_method == "ensemble":
         eligible[:-1] &= ~((seg_of[:-1, None] == REGULAR) & (segment[None, :] == REGULAR))
-    common = np.all(np.where(eligible[:, :, None, None], np.isfinite(BT_all), True), axis=0) & np.isfinite(act)
+    # a candidate without a single backtest point (history too short at every origin) may
+    # still vote in the ensemble but cannot be chosen on evidence it does not have
+    has_bt = np.any(np.isfinite(BT_all) & np.isfinite(act)[None], axis=(2, 3))
+    judged = eligible & has_bt
+    common = np.all(np.where(judged[:, :, None, None], np.isfinite(BT_all), True), axis=0) & np.isfinite(act)
     BT_common = np.where(common[None], BT_all, np.nan)
     score = _errors(BT_common, act[None], scale[None])[settings.selection_metric]
-    score = np.where(eligible & np.isfinite(score), score, np.inf)
+    score = np.where(judged & np.isfinite(score), score, np.inf)
     has_score = np.isfinite(score).any(axis=0)
     margin = np.ones(len(all_names))
     margin[:-1] = 1.0 - settings.switch_margin  # singles must beat the ensemble clearly
@@ -856,7 +982,7 @@ def forecast_demand(
         mask = ok & rows[:, None, None]
         if mask.sum() < settings.quantile_min_points and seg == INTERMITTENT:
             mask = ok  # too few intermittent points to calibrate on their own: pool all
-        rr, ss, oo = r[mask], step_idx[mask], orig_idx[mask]
+        rr, ss = r[mask], step_idx[mask]
         lo = _fit_width(rr, ss, settings.quantile_low, settings, H)
         hi = _fit_width(rr, ss, settings.quantile_high, settings, H)
         lo_w[rows], hi_w[rows] = lo, hi
@@ -948,7 +1074,7 @@ def forecast_demand(
         "nonzero_share": share,
     }).with_columns(pl.col(f"backtest_{metric}").fill_nan(None), pl.col(f"seasonal_naive_{metric}").fill_nan(None))
 
-    metrics = _summary(bt_chosen, BT_all[sn_j] if sn_j is not None else None, act, scale)
+    metrics = _summary(bt_chosen, BT_all[sn_j] if sn_j is not None else None, act, scale, segment == REGULAR)
     metrics.update({
         "coverage_p10_p90": coverage,
         "skus": n,
@@ -956,16 +1082,28 @@ def forecast_demand(
         "ensemble_share": float(is_ens.mean()) if n else float("nan"),
         "backtest_origins": [str(d) for d in _index_to_date(origins).to_list()],
         "seconds_models": round(t_models, 3),
+        "seconds_global_models": round(t_global, 3),
         "seconds_total": round(time.perf_counter() - t_start, 3),
     })
+    jj, ii, hh = np.nonzero(np.isfinite(F_all))
+    candidate_forecasts = pl.DataFrame({
+        "sku": sku_arr[ii].tolist(),
+        "model": label[jj].tolist(),
+        "month": _index_to_date(c + hh) if ii.size else pl.Series([], dtype=pl.Date),
+        "forecast": F_all[jj, ii, hh],
+    }, schema={"sku": pl.String, "model": pl.String, "month": pl.Date, "forecast": pl.Float64})
     return ForecastResult(forecast=forecast, backtest=backtest, backtest_errors=backtest_errors,
-                          selection=selection, coverage=coverage, metrics=metrics)
+                          selection=selection, coverage=coverage, metrics=metrics,
+                          candidate_forecasts=candidate_forecasts)
 
 
-def _summary(chosen: np.ndarray, snaive: np.ndarray | None, act: np.ndarray, scale: np.ndarray) -> dict[str, Any]:
+def _summary(chosen: np.ndarray, snaive: np.ndarray | None, act: np.ndarray, scale: np.ndarray,
+             regular: np.ndarray) -> dict[str, Any]:
     """Overall backtest accuracy of the published forecast against seasonal naive, on the
-    points both have: WAPE (volume-weighted), sMAPE (M-competition) and MASE (mean of per-SKU
-    MASE, m = season length)."""
+    points both have: WAPE (volume-weighted), MASE (mean of per-SKU MASE, m = season length)
+    and sMAPE (M-competition). sMAPE is taken over regular SKUs only: on a month with zero
+    sales any non-zero forecast scores the maximum 200, which says nothing about a slow mover's
+    rate forecast."""
     ok = np.isfinite(chosen) & np.isfinite(act)
     if snaive is not None:
         ok &= np.isfinite(snaive)
@@ -976,12 +1114,13 @@ def _summary(chosen: np.ndarray, snaive: np.ndarray | None, act: np.ndarray, sca
         e = _errors(np.where(ok, f, np.nan), np.where(ok, act, np.nan), scale)
         a = np.abs(np.where(ok, act, 0)).sum()
         sae = np.abs(np.where(ok, f - act, 0)).sum()
+        okr = ok & regular[:, None, None]
         den = np.abs(f) + np.abs(act)
-        sm = np.where(ok & (den > 0), 200 * np.abs(f - act) / np.where(den > 0, den, 1), 0.0)
+        sm = np.where(okr & (den > 0), 200 * np.abs(f - act) / np.where(okr & (den > 0), den, 1), 0.0)
         mase = e["mase"][np.isfinite(e["mase"])]
         out[f"{nm}_wape"] = float(sae / a) if a > 0 else float("nan")
-        out[f"{nm}_smape"] = float(sm.sum() / max(ok.sum(), 1))
         out[f"{nm}_mase"] = float(mase.mean()) if mase.size else float("nan")
+        out[f"{nm}_smape"] = float(sm.sum() / okr.sum()) if okr.any() else float("nan")
     return out
 
 

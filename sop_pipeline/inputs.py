@@ -225,6 +225,10 @@ def validate_inputs(data_dir: str | Path) -> InputFolder:
     for name in frames:
         _check_references(FILES_BY_NAME[name], labels[name], frames, labels)
     _check_lifecycle(labels["products"], frames["products"])
+    if "price_plan" in frames:
+        hit = _first_offender(frames["price_plan"], pl.col("price_change_pct").cast(pl.Float64) <= -100, "price_change_pct")
+        if hit:
+            raise InputError(labels["price_plan"], "a price cannot fall by 100% or more", column="price_change_pct", row=hit[0], value=hit[1])
     return InputFolder(Path(data_dir), paths, frames, headers)
 
 

@@ -77,7 +77,10 @@ class SupplySettings:
     material_holding_rate_per_month: float = 0.01
     shortfall_penalty_factor: float = 1.5
     below_target_penalty_factor: float = 0.25
-    solver_method: str = "choose"
+    end_target_penalty_factor: float = 1.5
+    solver_method: str = "ipm"
+    crossover: bool = False
+    critical_material_margin: float = 1.0
     time_limit_seconds: float = 600.0
 
 
@@ -106,7 +109,10 @@ def supply_settings_from_dict(raw: Mapping[str, Any], source: str = "supply sett
         material_holding_rate_per_month=float(costs.get("material_holding_rate_per_month", 0.01)),
         shortfall_penalty_factor=float(costs.get("shortfall_penalty_factor", 1.5)),
         below_target_penalty_factor=float(costs.get("below_target_penalty_factor", 0.25)),
-        solver_method=str(solver.get("method", "choose")),
+        end_target_penalty_factor=float(costs.get("end_target_penalty_factor", costs.get("shortfall_penalty_factor", 1.5))),
+        solver_method=str(solver.get("method", "ipm")),
+        crossover=bool(solver.get("crossover", False)),
+        critical_material_margin=float(planning.get("critical_material_margin", 1.0)),
         time_limit_seconds=float(solver.get("time_limit_seconds", 600)),
     )
     if settings.planning_level not in LEVELS:
@@ -600,70 +606,155 @@ def _own_supply_projection(c: _Company, mode: str) -> tuple[np.ndarray, np.ndarr
     return deficit, excess
 
 
-def _allocate(c: _Company, item_of_sku: np.ndarray, supply: np.ndarray | None, mode: str) -> dict[str, np.ndarray]:
-    """Fair-share disaggregation of item production to SKUs, month by month.
+def _unconstrained_requirement(c: _Company, mode: str) -> np.ndarray:
+    """What each SKU would need produced each month without limits: demand and target net of
+    its own stock and open supply (lot for lot)."""
+    n, T = c.D.shape
+    need = np.zeros((n, T))
+    stock = c.I0.copy()
+    for t in range(T):  # a recursion in time, vectorised over SKUs
+        avail = stock + c.OSP[:, t]
+        need[:, t] = np.maximum(c.D[:, t] + c.TGT[:, t] - avail, 0.0)
+        stock = avail + need[:, t] - c.D[:, t]
+    return need
 
-    Each month the item's production goes first to the SKUs' demand (backlog included), in
-    proportion to what each SKU lacks, so that a shortage is shared as equal fill rates. What is
-    left lifts stock by equal run-out: every SKU is covered to its target this month, then
-    through next month's demand and target, and so on, as far as the quantity reaches; the last
-    month reached is shared in proportion to what each SKU still needs for it. A pre-build
-    the LP makes ahead of a peak or an outage thus lands on the SKUs that will need it, in the
-    order they will need it. With `supply=None` every SKU gets exactly what it needs this month
-    (demand and target): the unconstrained requirement that weights the item averages.
+
+def _fair_share(c: _Company, t: int, quantity: np.ndarray, member_sku: np.ndarray, group: np.ndarray,
+                avail: np.ndarray, cum_demand: np.ndarray) -> np.ndarray:
+    """Split each group's quantity over its members (SKUs, or SKU routings) in month t.
+
+    First to this month's demand (backlog included), in proportion to what each member's SKU
+    lacks, so that a shortage is shared as equal fill rates. What is left lifts stock by equal
+    run-out: every SKU is covered to its target this month, then through next month's demand
+    and target, and so on, as far as the quantity reaches; the last month reached is shared in
+    proportion to what each SKU still needs for it. A pre-build the LP makes ahead of a peak or
+    an outage thus lands on the SKUs that will need it, in the order they will need it. Beyond
+    every need, the rest follows the SKUs' share of demand.
+    """
+    T = c.D.shape[1]
+    k, G = len(member_sku), len(quantity)
+    if k == 0:
+        return np.zeros(0)
+    agg = sp.csr_matrix((np.ones(k), (group, np.arange(k))), shape=(G, k))
+    a = avail[member_sku]
+    need_now = np.maximum(c.D[member_sku, t] - a, 0.0)
+    total = agg @ need_now
+    frac = np.divide(quantity, total, out=np.ones(G), where=total > 0).clip(0, 1)
+    given = need_now * frac[group]
+    left = np.maximum(quantity - agg @ given, 0.0)
+    if not (left > QTY_TOL).any():
+        return given
+    on_hand = np.maximum(a + given - c.D[member_sku, t], 0.0)
+    # Level j needs: demand of months t+1..t+j plus the target at the end of month t+j.
+    j = np.arange(T - t)
+    future = cum_demand[member_sku][:, t + 1 + j] - cum_demand[member_sku][:, [t + 1]]
+    level = np.maximum.accumulate(np.maximum(future + c.TGT[member_sku][:, t + j] - on_hand[:, None], 0.0), axis=1)
+    level_total = agg @ level
+    reached = (level_total <= left[:, None] + 1e-9).sum(axis=1)  # levels fully covered per group
+    rows = np.arange(k)
+    full = np.where(reached[group] > 0, level[rows, np.maximum(reached - 1, 0)[group]], 0.0)
+    full_total = np.where(reached > 0, level_total[np.arange(G), np.maximum(reached - 1, 0)], 0.0)
+    step = level[rows, np.minimum(reached, T - t - 1)[group]] - full
+    step_total = agg @ step
+    spill = left - full_total
+    in_range = reached < T - t
+    frac = np.where(in_range, np.divide(spill, step_total, out=np.zeros(G), where=step_total > 0), 0.0).clip(0, 1)
+    rest = np.maximum(spill - np.where(in_range, step_total * frac, 0.0), 0.0)
+    weight = cum_demand[member_sku, -1] + 1e-9
+    return given + full + step * frac[group] + rest[group] * weight / (agg @ weight)[group]
+
+
+def _disaggregate(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, receipts: np.ndarray, settings: SupplySettings) -> dict[str, np.ndarray]:
+    """From the family plan to an executable SKU plan, month by month (vectorised over SKUs).
+
+    Each alternate routing's production goes to the SKUs that have that routing, the rest of
+    the item's production to all its SKUs, both by `_fair_share`. Then the SKU plan is checked
+    the way MRP would: its own hours on each resource against capacity + overtime, its own
+    BOM against material stock, open orders and the LP's purchases, topped up where the SKU
+    mix needs more and lead time and supplier capacity still allow. Where a resource or a
+    material still runs out, the SKUs using it are cut in proportion, the freed volume goes to
+    the item's other SKUs, and what is still infeasible is cut. So every table the review
+    writes adds up at SKU level; the price is that the plan may make slightly less than the LP.
     """
     n, T = c.D.shape
-    G = int(item_of_sku.max()) + 1 if n else 0
-    agg = sp.csr_matrix((np.ones(n), (item_of_sku, np.arange(n))), shape=(G, n))
-    prod = np.zeros((n, T))
-    inv = np.zeros((n, T))
-    short = np.zeros((n, T))
-    stock = c.I0.copy()
-    backlog = np.zeros(n)
+    R, M, P = len(c.resources), len(c.materials), len(it.p_item)
+    backorder = settings.shortfall_mode == "backorder"
     cum_demand = np.concatenate([np.zeros((n, 1)), np.cumsum(c.D, axis=1)], axis=1)
-    demand_weight = c.D.sum(axis=1) + 1e-9
-    weight_sum = agg @ demand_weight
+    is_primary = c.r_res == it.primary[c.r_sku]
+    alt_rows = np.flatnonzero(~is_primary)
+    prim_rows = np.flatnonzero(is_primary)
+    prim_pair = np.zeros(P, dtype=bool)
+    prim_pair[it.row_pair[prim_rows]] = True
+    alt_of_item = np.zeros((len(it.names), T))
+    np.add.at(alt_of_item, it.p_item[~prim_pair], X[~prim_pair])
+    primary_qty = np.maximum(Y - alt_of_item, 0.0)
+    bom = sp.csr_matrix((c.b_qty, (c.b_mat, c.b_sku)), shape=(M, n))
+    receipt_cap = np.where(np.arange(T)[None, :] >= c.lead[:, None], np.maximum(c.supcap[:, None] - c.OSM, 0.0), 0.0)
+    b_order = np.argsort(c.b_sku, kind="stable")
+    r_order = np.argsort(c.r_sku, kind="stable")
 
-    for t in range(T):  # a recursion in time, vectorised over SKUs and items
+    def min_per_sku(sku_of_row: np.ndarray, order: np.ndarray, values: np.ndarray) -> np.ndarray:
+        out = np.ones(n)
+        if len(order):
+            s = sku_of_row[order]
+            starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+            out[s[starts]] = np.minimum.reduceat(values[order], starts)
+        return out
+
+    prod, inv, short = (np.zeros((n, T)) for _ in range(3))
+    row_prod = np.zeros((len(c.r_sku), T))
+    load, usage, rec, mstock = np.zeros((R, T)), np.zeros((M, T)), np.zeros((M, T)), np.zeros((M, T))
+    stock, backlog, mat_level = c.I0.copy(), np.zeros(n), c.M0.copy()
+    owed = np.zeros(len(it.names))  # planned volume an item could not make yet: it is made up later
+    for t in range(T):  # a recursion in time, vectorised over SKUs, routings and materials
         avail = stock + c.OSP[:, t] - backlog
-        need_now = np.maximum(c.D[:, t] - avail, 0.0)
-        if supply is None:
-            p = np.maximum(c.D[:, t] + c.TGT[:, t] - avail, 0.0)
-        else:
-            left = supply[:, t]
-            total = agg @ need_now
-            frac = np.divide(left, total, out=np.ones(G), where=total > 0).clip(0, 1)
-            p = need_now * frac[item_of_sku]
-            left = np.maximum(left - agg @ p, 0.0)
-            if (left > QTY_TOL).any():
-                on_hand = np.maximum(avail + p - c.D[:, t], 0.0)
-                # Level k needs: demand of months t+1..t+k plus the target at the end of t+k.
-                k = np.arange(T - t)
-                future = cum_demand[:, t + 1 + k] - cum_demand[:, [t + 1]]
-                level = np.maximum.accumulate(np.maximum(future + c.TGT[:, t + k] - on_hand[:, None], 0.0), axis=1)
-                level_total = agg @ level
-                reached = (level_total <= left[:, None] + 1e-9).sum(axis=1)  # levels fully covered
-                full_idx = np.maximum(reached - 1, 0)[item_of_sku]
-                full = np.where(reached[item_of_sku] > 0, level[np.arange(n), full_idx], 0.0)
-                full_total = np.where(reached > 0, level_total[np.arange(G), np.maximum(reached - 1, 0)], 0.0)
-                part = np.minimum(reached, T - t - 1)[item_of_sku]
-                step = level[np.arange(n), part] - full
-                step_total = agg @ step
-                spill = left - full_total
-                in_range = reached < T - t
-                frac = np.where(in_range, np.divide(spill, step_total, out=np.zeros(G), where=step_total > 0), 0.0).clip(0, 1)
-                extra = full + step * frac[item_of_sku]
-                # Beyond the last month's needs: spread by the SKUs' share of the item's demand.
-                rest = np.maximum(spill - np.where(in_range, step_total * frac, 0.0), 0.0)
-                extra = extra + rest[item_of_sku] * demand_weight / weight_sum[item_of_sku]
+        on_alt = _fair_share(c, t, X[:, t], c.r_sku[alt_rows], it.row_pair[alt_rows], avail, cum_demand)
+        alt_sku = np.bincount(c.r_sku[alt_rows], weights=on_alt, minlength=n)
+        p = alt_sku + _fair_share(c, t, primary_qty[:, t] + owed, np.arange(n), it.item_of_sku, avail + alt_sku, cum_demand)
+        rows = np.zeros(len(c.r_sku))
+        rows[alt_rows] = on_alt
+        rows[prim_rows] = np.maximum(p[c.r_sku[prim_rows]] - alt_sku[c.r_sku[prim_rows]], 0.0)
+        material_in = mat_level + c.OSM[:, t] + receipts[:, t]
+        for attempt in range(3):
+            # Row fractions are fixed within one check, so cutting a SKU by the tightest ratio
+            # of its resources and materials brings every one of them within its limit.
+            share = np.divide(rows, p[c.r_sku], out=np.zeros(len(rows)), where=p[c.r_sku] > 0)
+            hours = np.bincount(c.r_res, weights=rows * c.r_hours, minlength=R)
+            cap_ratio = np.divide(c.cap[:, t] + c.ot[:, t], hours, out=np.ones(R), where=hours > 0).clip(0, 1)
+            need = bom @ p
+            topup = np.clip(need - material_in, 0.0, receipt_cap[:, t] - receipts[:, t])
+            mat_ratio = np.divide(material_in + topup, need, out=np.ones(M), where=need > 0).clip(0, 1)
+            f = np.minimum(
+                min_per_sku(c.r_sku, r_order, np.where(rows > 0, cap_ratio[c.r_res], 1.0)),
+                min_per_sku(c.b_sku, b_order, mat_ratio[c.b_mat]),
+            )
+            if (f >= 1 - 1e-9).all() or attempt == 2:
+                break
+            freed = p * (1 - f)
+            p, rows = p * f, rows * f[c.r_sku]
+            if attempt == 0 and freed.sum() > QTY_TOL:
+                # The freed volume goes to the item's SKUs that are not blocked, on their primary.
+                ok = f >= 1 - 1e-9
+                members = np.flatnonzero(ok)
+                extra = np.zeros(n)
+                freed_item = np.bincount(it.item_of_sku, weights=freed, minlength=len(it.names))
+                extra[members] = _fair_share(c, t, freed_item, members, it.item_of_sku[members], avail + p, cum_demand)
                 p = p + extra
+                rows[prim_rows] += extra[c.r_sku[prim_rows]]
+                # SKUs without a routing have no rows; their extra is still production.
+        owed = np.maximum(Y[:, t] + owed - np.bincount(it.item_of_sku, weights=p, minlength=len(it.names)), 0.0)
+        need = bom @ p
+        rec[:, t] = receipts[:, t] + np.clip(need - material_in, 0.0, receipt_cap[:, t] - receipts[:, t])
+        mat_level = np.maximum(mat_level + c.OSM[:, t] + rec[:, t] - need, 0.0)
+        usage[:, t], mstock[:, t] = need, mat_level
+        row_prod[:, t] = rows
+        load[:, t] = np.bincount(c.r_res, weights=rows * c.r_hours, minlength=R)
         net = avail + p - c.D[:, t]
-        prod[:, t] = p
-        inv[:, t] = np.maximum(net, 0.0)
-        short[:, t] = np.maximum(-net, 0.0)
+        prod[:, t], inv[:, t], short[:, t] = p, np.maximum(net, 0.0), np.maximum(-net, 0.0)
         stock = inv[:, t]
-        backlog = short[:, t] if mode == "backorder" else np.zeros(n)
-    return {"production": prod, "inventory": inv, "shortfall": short}
+        backlog = short[:, t] if backorder else np.zeros(n)
+    return {"production": prod, "inventory": inv, "shortfall": short, "row_production": row_prod, "load": load,
+            "usage": usage, "receipts": rec, "material_stock": mstock}
 
 
 @dataclass
@@ -681,16 +772,18 @@ class _Items:
     hold: np.ndarray
     penalty: np.ndarray
     below: np.ndarray
+    end_below: np.ndarray  # per unit below target in the last month
     p_item: np.ndarray
     p_res: np.ndarray
     H: np.ndarray
-    alpha: np.ndarray  # share of the item's requirement that may use the pair (1 on the primary)
-    bounded: np.ndarray  # pairs whose alpha is below 1 in some month: they get an ALT row
+    x_cap: np.ndarray  # upper bound of each pair's production per month (inf on primaries)
     q_item: np.ndarray
     q_mat: np.ndarray
     A: np.ndarray
     noroute: np.ndarray
     row_pair: np.ndarray  # routing row -> pair
+    critical: np.ndarray  # materials that split items
+    W: np.ndarray  # per item: unconstrained requirement (the weights of its averages)
 
 
 def _weighted(group: np.ndarray, n_groups: int, values: np.ndarray, weights: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -715,23 +808,43 @@ def _items(c: _Company, settings: SupplySettings) -> _Items:
     """Group SKUs into planning items and aggregate everything the LP needs per item.
 
     At family level an item is a family on one primary resource ("Cooling @ VLC-L01"): the
-    rough-cut unit whose load lands on a known line, so that a tight line cuts only the
-    volume that really runs on it. An item's alternate routings become pairs too, but an
-    alternate may carry at most the share of the item's requirement whose SKUs have that
-    routing (alpha), so a flexibility that three SKUs have is not lent to the other ten. Hours
-    and material per unit are averages over the item's SKUs weighted by what each SKU needs
-    produced that month (its unconstrained net requirement), which is also the proportion the
-    fair-share disaggregation hands production out in, so the two agree on load.
+    rough-cut unit whose load lands on a known line, so that a tight line cuts only the volume
+    that really runs on it. SKUs that use a critical material (one whose supply cannot cover
+    the unconstrained requirement) form items of their own ("Cooling @ VLC-L01 | M-COO-007"),
+    because an average bill of materials would make a whole item wait for a part only some of
+    its SKUs need. Hours and material per unit are averages over the item's SKUs weighted by
+    what each SKU needs produced that month (its unconstrained net requirement), which is also
+    the proportion the disaggregation hands production out in, so the two agree on load.
+
+    An alternate routing becomes a pair too, but when only some of the item's SKUs have it,
+    it may carry at most what those SKUs need that month (their unconstrained requirement),
+    so a flexibility three SKUs have is not lent to the other ten. (A bound per month rather
+    than a row linking it to the item's production: such rows tripled HiGHS's time at 20,000
+    SKUs. A window of several months per bound would let an alternate make several times
+    what its SKUs need over the horizon.)
     """
     n, T = c.D.shape
     mode = settings.shortfall_mode
     sku_level = settings.planning_level == "sku"
     primary = _primary_resource(c)
+    # What each SKU would need produced each month without limits (demand and target).
+    W_sku = _unconstrained_requirement(c, mode) + 1e-6 * c.D + 1e-12
+    sku_req = np.zeros((len(c.materials), T))
+    np.add.at(sku_req, c.b_mat, W_sku[c.b_sku] * c.b_qty[:, None])
+    critical = _critical_materials(c, sku_req, settings.critical_material_margin) if len(c.materials) else np.zeros(0, dtype=bool)
     if sku_level:
         key = c.skus.astype(str)
     else:
         res_label = np.where(primary >= 0, c.resources[np.maximum(primary, 0)] if len(c.resources) else "", "(no routing)")
-        key = (c.family.astype(object) + " @ " + res_label.astype(object)).astype(str)
+        key = c.family.astype(object) + " @ " + res_label.astype(object)
+        crit_rows = critical[c.b_mat] if len(c.b_mat) else np.zeros(0, dtype=bool)
+        if crit_rows.any():
+            uses = pl.DataFrame({"sku_i": c.b_sku[crit_rows], "material": c.materials[c.b_mat[crit_rows]]})
+            sig = uses.group_by("sku_i").agg(pl.col("material").sort().str.join("+"))
+            suffix = np.full(n, "", dtype=object)
+            suffix[sig.get_column("sku_i").to_numpy()] = " | " + sig.get_column("material").to_numpy().astype(object)
+            key = key + suffix
+        key = key.astype(str)
     names, item_of_sku = np.unique(key, return_inverse=True)
     G = len(names)
     item_family = np.empty(G, dtype=object)
@@ -746,8 +859,10 @@ def _items(c: _Company, settings: SupplySettings) -> _Items:
         deficit, excess = _own_supply_projection(c, mode)
         D, I0, OS = agg_items @ deficit, np.zeros(G), np.zeros((G, T))
         TGT = agg_items @ np.maximum(c.TGT - excess, 0.0)
-    # Weights for item averages: what each SKU would need produced each month without limits.
-    W = _allocate(c, item_of_sku, None, mode)["production"] + 1e-6 * c.D + 1e-12
+    # Averages use each SKU's requirement over the whole horizon, the same in every month: with
+    # month-by-month weights the LP would learn to produce an item in the months whose mix
+    # happens to need less of a scarce part, which the SKUs' own bills of materials never do.
+    W = np.repeat(W_sku.sum(axis=1, keepdims=True), T, axis=1)
     WG = agg_items @ W
     total_demand = (c.D.sum(axis=1) + 1e-9)[:, None]
     zeros = np.zeros((G, 1))
@@ -755,6 +870,7 @@ def _items(c: _Company, settings: SupplySettings) -> _Items:
     hold = _weighted(item_of_sku, G, (settings.holding_rate_per_month * c.cost)[:, None], total_demand, zeros)[:, 0]
     penalty = _weighted(item_of_sku, G, (settings.shortfall_penalty_factor * base)[:, None], total_demand, zeros)[:, 0]
     below = _weighted(item_of_sku, G, (settings.below_target_penalty_factor * c.cost)[:, None], total_demand, zeros)[:, 0]
+    end_below = _weighted(item_of_sku, G, (settings.end_target_penalty_factor * base)[:, None], total_demand, zeros)[:, 0]
 
     # Routing pairs (item, resource).
     R = max(len(c.resources), 1)
@@ -765,13 +881,9 @@ def _items(c: _Company, settings: SupplySettings) -> _Items:
     plain = _weighted(row_pair, P, c.r_hours[:, None], np.ones((len(c.r_sku), 1)), np.zeros((P, 1)))
     H = _weighted(row_pair, P, c.r_hours[:, None], W[c.r_sku], plain)
     agg_rows = sp.csr_matrix((np.ones(len(row_pair)), (row_pair, np.arange(len(row_pair)))), shape=(P, len(row_pair)))
-    capable = agg_rows @ W[c.r_sku]
-    alpha = np.clip(capable / np.maximum(WG[p_item], 1e-300), 0.0, 1.0)
-    is_primary = np.zeros(P, dtype=bool)
-    prim_rows = c.r_res == primary[c.r_sku]
-    is_primary[row_pair[prim_rows]] = True
-    alpha[is_primary] = 1.0
-    bounded = (alpha < 1.0 - 1e-9).any(axis=1) & ~is_primary
+    capable = agg_rows @ W_sku[c.r_sku]
+    all_capable = np.asarray(agg_rows.sum(axis=1)).ravel() == np.bincount(item_of_sku, minlength=G)[p_item]
+    x_cap = np.where(all_capable[:, None], np.inf, capable)
 
     # Material pairs (item, material): units per item unit over all the item's SKUs.
     M = max(len(c.materials), 1)
@@ -792,8 +904,8 @@ def _items(c: _Company, settings: SupplySettings) -> _Items:
     noroute = np.where(routed[:, None], 0.0, np.maximum(avg_cost - mat_cost, 0.0))
     return _Items(
         names=names, family=item_family, item_of_sku=item_of_sku, primary=primary, D=D, I0=I0, OS=OS, TGT=TGT, hold=hold,
-        penalty=penalty, below=below, p_item=p_item, p_res=p_res, H=H, alpha=alpha, bounded=bounded, q_item=q_item,
-        q_mat=q_mat, A=A, noroute=noroute, row_pair=row_pair,
+        penalty=penalty, below=below, end_below=end_below, p_item=p_item, p_res=p_res, H=H, x_cap=x_cap, q_item=q_item,
+        q_mat=q_mat, A=A, noroute=noroute, row_pair=row_pair, critical=critical, W=agg_items @ W_sku,
     )
 
 
@@ -809,7 +921,7 @@ class _LP:
     n_cols: int
     n_rows: int
     cost: np.ndarray
-    col_lower: np.ndarray
+    offset: float
     col_upper: np.ndarray
     row_lower: np.ndarray
     row_upper: np.ndarray
@@ -820,25 +932,26 @@ def _build_lp(c: _Company, it: _Items, settings: SupplySettings) -> _LP:
     """The supply LP as arrays: one block of columns or rows per variable or constraint family.
 
     Columns, each per month: X production per (item, resource) routing pair, Y production per
-    item, I ending inventory, S shortfall (backlog at month end, or units lost), U units below
-    target, O overtime hours per resource, Q receipts of new purchases per material (ordered
-    lead-time months earlier), M material stock. Rows, each per month: LINK (Y = sum of X),
-    BAL (item inventory balance), TGT (I + U >= target), CAP (hours <= capacity + overtime),
-    MAT (material stock balance with BOM usage), ALT (an alternate routing carries at most
-    alpha x Y, only for pairs where not all the item's SKUs have it). Every block is built from index arithmetic on
-    whole arrays; nothing loops over SKUs, items or months.
+    item, E stock above target, U stock below target (ending inventory = target - U + E, which
+    spares a target row per item and month), S shortfall (backlog at month end, or units
+    lost), O overtime hours per resource, Q receipts of new purchases per material (ordered
+    lead-time months earlier), M material stock. Rows, each per month: LINK (Y = sum of X), BAL
+    (item inventory balance), CAP (hours <= capacity + overtime), MAT (material stock balance
+    with BOM usage). Alternate routings that only some of an item's SKUs have are capped by a
+    column bound (see `_items`), not a row: rows of that kind tripled HiGHS's time at 20,000
+    SKUs. Every block is built from index arithmetic on whole arrays; nothing loops over SKUs,
+    items or months.
     """
     T = len(c.months)
     G, P, R, M = len(it.names), len(it.p_item), len(c.resources), len(c.materials)
-    alt = np.flatnonzero(it.bounded)
     backorder = settings.shortfall_mode == "backorder"
     inf = highspy.kHighsInf
-    sizes = {"X": P, "Y": G, "I": G, "S": G, "U": G, "O": R, "Q": M, "M": M}
+    sizes = {"X": P, "Y": G, "E": G, "U": G, "S": G, "O": R, "Q": M, "M": M}
     offsets, start = {}, 0
     for name, count in sizes.items():
         offsets[name], start = start, start + count * T
     n_cols = start
-    row_sizes = {"LINK": G, "BAL": G, "TGT": G, "CAP": R, "MAT": M, "ALT": len(alt)}
+    row_sizes = {"LINK": G, "BAL": G, "CAP": R, "MAT": M}
     rows, start = {}, 0
     for name, count in row_sizes.items():
         rows[name], start = start, start + count * T
@@ -850,7 +963,7 @@ def _build_lp(c: _Company, it: _Items, settings: SupplySettings) -> _LP:
         return base + np.asarray(k)[:, None] * T + (tt + shift)[None, :]
 
     later = tt >= 1  # entries that refer to the month before
-    items, mats, res = np.arange(G), np.arange(M), np.arange(R)
+    items, res, mats = np.arange(G), np.arange(R), np.arange(M)
     ent_r, ent_c, ent_v = [], [], []
 
     def add(r: np.ndarray, col: np.ndarray, v: np.ndarray | float, mask: np.ndarray | None = None) -> None:
@@ -864,16 +977,17 @@ def _build_lp(c: _Company, it: _Items, settings: SupplySettings) -> _LP:
     # LINK: Y - sum_p X = 0 (free row for items without routing).
     add(at(rows["LINK"], items), at(offsets["Y"], items), 1.0)
     add(at(rows["LINK"], it.p_item), at(offsets["X"], np.arange(P)), -1.0)
-    # BAL: I_t - I_{t-1} - Y_t - S_t (+ S_{t-1} for backorders) = OS_t - D_t (+ I0 in month 0).
-    add(at(rows["BAL"], items), at(offsets["I"], items), 1.0)
-    add(at(rows["BAL"], items), at(offsets["I"], items, -1), -1.0, later)
-    add(at(rows["BAL"], items), at(offsets["Y"], items), -1.0)
-    add(at(rows["BAL"], items), at(offsets["S"], items), -1.0)
+    # BAL with I = TGT - U + E: (E - U)_t - (E - U)_{t-1} - Y_t - S_t (+ S_{t-1} for backorders)
+    #   = OS_t - D_t - TGT_t + TGT_{t-1}, with TGT_{-1} read as the opening stock.
+    bal = at(rows["BAL"], items)
+    add(bal, at(offsets["E"], items), 1.0)
+    add(bal, at(offsets["U"], items), -1.0)
+    add(bal, at(offsets["E"], items, -1), -1.0, later)
+    add(bal, at(offsets["U"], items, -1), 1.0, later)
+    add(bal, at(offsets["Y"], items), -1.0)
+    add(bal, at(offsets["S"], items), -1.0)
     if backorder:
-        add(at(rows["BAL"], items), at(offsets["S"], items, -1), 1.0, later)
-    # TGT: I + U >= target.
-    add(at(rows["TGT"], items), at(offsets["I"], items), 1.0)
-    add(at(rows["TGT"], items), at(offsets["U"], items), 1.0)
+        add(bal, at(offsets["S"], items, -1), 1.0, later)
     # CAP: sum_p H X - O <= capacity.
     add(at(rows["CAP"], it.p_res), at(offsets["X"], np.arange(P)), it.H)
     add(at(rows["CAP"], res), at(offsets["O"], res), -1.0)
@@ -882,44 +996,49 @@ def _build_lp(c: _Company, it: _Items, settings: SupplySettings) -> _LP:
     add(at(rows["MAT"], mats), at(offsets["M"], mats, -1), -1.0, later)
     add(at(rows["MAT"], mats), at(offsets["Q"], mats), -1.0)
     add(at(rows["MAT"], it.q_mat), at(offsets["Y"], it.q_item), it.A)
-    # ALT: X_alt - alpha Y <= 0.
-    add(at(rows["ALT"], np.arange(len(alt))), at(offsets["X"], alt), 1.0)
-    add(at(rows["ALT"], np.arange(len(alt))), at(offsets["Y"], it.p_item[alt]), -it.alpha[alt])
-    matrix = sp.csc_matrix(
-        (np.concatenate(ent_v), (np.concatenate(ent_r), np.concatenate(ent_c))), shape=(n_rows, n_cols)
-    )
+    matrix = sp.csc_matrix((np.concatenate(ent_v), (np.concatenate(ent_r), np.concatenate(ent_c))), shape=(n_rows, n_cols))
 
     has_pair = np.zeros(G, dtype=bool)
     has_pair[it.p_item] = True
-    bal_rhs = it.OS - it.D
-    bal_rhs[:, 0] += it.I0
+    previous_target = np.concatenate([it.I0[:, None], it.TGT[:, :-1]], axis=1)
+    bal_rhs = it.OS - it.D - it.TGT + previous_target
     mat_rhs = c.OSM.copy()
     mat_rhs[:, 0] += c.M0
-    link_lo = np.where(has_pair[:, None], 0.0, -inf) * np.ones((1, T))
-    link_hi = np.where(has_pair[:, None], 0.0, inf) * np.ones((1, T))
-    row_lower = np.concatenate([link_lo.ravel(), bal_rhs.ravel(), it.TGT.ravel(), np.full(R * T, -inf), mat_rhs.ravel(), np.full(len(alt) * T, -inf)])
-    row_upper = np.concatenate([link_hi.ravel(), bal_rhs.ravel(), np.full(G * T, inf), c.cap.ravel(), mat_rhs.ravel(), np.zeros(len(alt) * T)])
+    link = np.where(has_pair[:, None], 0.0, inf) * np.ones((1, T))
+    row_lower = np.concatenate([-link.ravel(), bal_rhs.ravel(), np.full(R * T, -inf), mat_rhs.ravel()])
+    row_upper = np.concatenate([link.ravel(), bal_rhs.ravel(), c.cap.ravel(), mat_rhs.ravel()])
 
     # Purchases that would have had to be ordered before the cycle cannot arrive: Q = 0 for
     # t < lead time. New receipts fill what the supplier can still deliver beside open orders.
     receipt_cap = np.where(tt[None, :] >= c.lead[:, None], np.maximum(c.supcap[:, None] - c.OSM, 0.0), 0.0)
     shortfall_cap = np.full((G, T), inf) if backorder else np.maximum(it.D, 0.0)
     col_upper = np.concatenate([
-        np.full(P * T, inf), np.full(G * T, inf), np.full(G * T, inf), shortfall_cap.ravel(), it.TGT.ravel(),
-        c.ot.ravel(), receipt_cap.ravel(), np.full(M * T, inf),
+        it.x_cap.ravel(), np.full((G + G) * T, inf), it.TGT.ravel(), shortfall_cap.ravel(), c.ot.ravel(),
+        receipt_cap.ravel(), np.full(M * T, inf),
     ])
     premium = np.maximum(c.otc - c.cph, 0.0)  # overtime hours also count as load at the regular rate
     cost = np.concatenate([
         (it.H * c.cph[it.p_res][:, None]).ravel(),
         it.noroute.ravel(),
         np.repeat(it.hold, T),
+        np.concatenate([np.repeat(it.below[:, None], T - 1, axis=1), it.end_below[:, None]], axis=1).ravel() - np.repeat(it.hold, T),
         np.repeat(it.penalty, T),
-        np.repeat(it.below, T),
         np.repeat(premium, T),
         np.repeat(c.mcost, T),
         np.repeat(settings.material_holding_rate_per_month * c.mcost, T),
     ])
-    return _LP(offsets, rows, n_cols, n_rows, cost, np.zeros(n_cols), col_upper, row_lower, row_upper, matrix)
+    offset = float((it.hold[:, None] * it.TGT).sum())
+    return _LP(offsets, rows, n_cols, n_rows, cost, offset, col_upper, row_lower, row_upper, matrix)
+
+
+def _critical_materials(c: _Company, requirement: np.ndarray, margin: float) -> np.ndarray:
+    """Materials that cannot cover the unconstrained requirement: stock, open orders and the
+    supplier's deliveries from the lead time on fall short of `margin` x the requirement,
+    cumulatively, in some month. These are the materials that will decide which SKUs get made."""
+    T = len(c.months)
+    receipt_cap = np.where(np.arange(T)[None, :] >= c.lead[:, None], np.maximum(c.supcap[:, None] - c.OSM, 0.0), 0.0)
+    available = c.M0[:, None] + np.cumsum(c.OSM + receipt_cap, axis=1)
+    return (available < margin * np.cumsum(requirement, axis=1) - QTY_TOL).any(axis=1)
 
 
 def _solve(lp: _LP, settings: SupplySettings) -> tuple[str, bool, float | None, np.ndarray | None, np.ndarray | None]:
@@ -928,10 +1047,11 @@ def _solve(lp: _LP, settings: SupplySettings) -> tuple[str, bool, float | None, 
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(settings.time_limit_seconds))
     h.setOptionValue("solver", settings.solver_method)
+    h.setOptionValue("run_crossover", "on" if settings.crossover else "off")
     m = lp.matrix
     h.passModel(
-        lp.n_cols, lp.n_rows, m.nnz, int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize), 0.0,
-        lp.cost, lp.col_lower, lp.col_upper, lp.row_lower, lp.row_upper,
+        lp.n_cols, lp.n_rows, m.nnz, int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize), lp.offset,
+        lp.cost, np.zeros(lp.n_cols), lp.col_upper, lp.row_lower, lp.row_upper,
         m.indptr.astype(np.int32), m.indices.astype(np.int32), m.data.astype(np.float64),
         np.zeros(lp.n_cols, dtype=np.int32),
     )
@@ -1046,24 +1166,30 @@ def plan_supply(
         targets = compute_inventory_targets(inputs.demand, inputs.segmentation, settings, cycle)
     c = _company(inputs, targets)
     it = _items(c, settings)
+    T = len(c.months)
+    G, P, R, M = len(it.names), len(it.p_item), len(c.resources), len(c.materials)
     t_prepared = time.perf_counter()
     lp = _build_lp(c, it, settings)
     t_built = time.perf_counter()
     status, optimal, objective, x, duals = _solve(lp, settings)
     t_solved = time.perf_counter()
-    lp_size = {"rows": lp.n_rows, "cols": lp.n_cols, "nonzeros": int(lp.matrix.nnz), "items": len(it.names)}
+    lp_size = {"rows": lp.n_rows, "cols": lp.n_cols, "nonzeros": int(lp.matrix.nnz), "items": G}
     timings = {"prepare": t_prepared - t_start, "build": t_built - t_prepared, "solve": t_solved - t_built}
     if x is None:
         empty = _empty_result(cycle, scenario, settings, status, lp_size, timings, c.notes)
         empty.timings["total"] = time.perf_counter() - t_start
         return empty
 
-    T = len(c.months)
-    G, P, R, M = len(it.names), len(it.p_item), len(c.resources), len(c.materials)
-    block = {k: x[off: off + size * T].reshape(size, T) for (k, off), size in zip(lp.offsets.items(), (P, G, G, G, G, R, M, M))}
-    X, Y, I, S, U, O, Qr, Mi = (np.maximum(block[k], 0.0) for k in ("X", "Y", "I", "S", "U", "O", "Q", "M"))
-    cap_dual = duals[lp.rows["CAP"]: lp.rows["CAP"] + R * T].reshape(R, T)
+    def block(name: str, size: int) -> np.ndarray:
+        return np.maximum(x[lp.offsets[name]: lp.offsets[name] + size * T].reshape(size, T), 0.0)
+
+    X, Y, E, U, S = block("X", P), block("Y", G), block("E", G), block("U", G), block("S", G)
+    Qr, Mi = block("Q", M), block("M", M)
+    I = np.maximum(it.TGT - U + E, 0.0)
+    requirement = np.zeros((M, T))
+    np.add.at(requirement, it.q_mat, it.A * Y[it.q_item])
     mat_dual = duals[lp.rows["MAT"]: lp.rows["MAT"] + M * T].reshape(M, T)
+    cap_dual = duals[lp.rows["CAP"]: lp.rows["CAP"] + R * T].reshape(R, T)
     shadow = np.maximum(-cap_dual, 0.0)  # value of one more regular hour
     # Material rows price a unit at its purchase cost when it can still be bought; what one more
     # unit in that month is worth above that is the scarcity (lead time or supplier capacity).
@@ -1071,24 +1197,23 @@ def plan_supply(
     rent[rent < 1e-7 * np.maximum(c.mcost[:, None], 1.0)] = 0.0
     shadow[shadow < 1e-9] = 0.0
 
-    # SKU detail.
+    # SKU detail: the executable plan every output table is written from.
     if settings.planning_level == "sku":
-        sku_prod, sku_inv, sku_short = Y[it.item_of_sku], I[it.item_of_sku], S[it.item_of_sku]
+        row_prod = X[it.row_pair]
+        load = np.zeros((R, T))
+        np.add.at(load, c.r_res, row_prod * c.r_hours[:, None])
+        detail = {"production": Y[it.item_of_sku], "inventory": I[it.item_of_sku], "shortfall": S[it.item_of_sku],
+                  "row_production": row_prod, "load": load, "usage": requirement, "receipts": Qr, "material_stock": Mi}
     else:
-        alloc = _allocate(c, it.item_of_sku, Y, settings.shortfall_mode)
-        sku_prod, sku_inv, sku_short = alloc["production"], alloc["inventory"], alloc["shortfall"]
+        detail = _disaggregate(c, it, X, Y, Qr, settings)
+    sku_prod, sku_inv, sku_short = detail["production"], detail["inventory"], detail["shortfall"]
+    load, usage, receipts, mstock = detail["load"], detail["usage"], detail["receipts"], detail["material_stock"]
     t_disaggregated = time.perf_counter()
     timings["disaggregate"] = t_disaggregated - t_solved
 
-    load = np.zeros((R, T))
-    np.add.at(load, it.p_res, X * it.H)
-    requirement = np.zeros((M, T))
-    np.add.at(requirement, it.q_mat, it.A * Y[it.q_item])
     placed_src = np.arange(T)[None, :] + c.lead[:, None]
-    placed = np.where(placed_src < T, np.take_along_axis(Qr, np.minimum(placed_src, T - 1), axis=1), 0.0)
+    placed = np.where(placed_src < T, np.take_along_axis(receipts, np.minimum(placed_src, T - 1), axis=1), 0.0)
     overtime = np.clip(load - c.cap, 0.0, None)
-
-    base = {"cycle": cycle, "scenario": scenario}
     n = len(c.skus)
     supply_plan = pl.DataFrame({
         **_grid(c.skus, c.months, "sku"),
@@ -1109,25 +1234,14 @@ def plan_supply(
     material_plan = pl.DataFrame({
         **_grid(c.materials, c.months, "material"),
         "supplier": pl.Series(c.supplier.astype(str)).gather(np.repeat(np.arange(M), T)) if M else pl.Series([], dtype=pl.Utf8),
-        "requirement": requirement.ravel(), "purchase": placed.ravel(), "purchase_receipts": Qr.ravel(),
-        "open_supply": c.OSM.ravel(), "ending_inventory": Mi.ravel(), "shadow_price": rent.ravel(),
+        "requirement": usage.ravel(), "purchase": placed.ravel(), "purchase_receipts": receipts.ravel(),
+        "open_supply": c.OSM.ravel(), "ending_inventory": mstock.ravel(), "shadow_price": rent.ravel(),
     }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), "material", "supplier", "month", "requirement",
               "purchase", "purchase_receipts", "open_supply", "ending_inventory", "shadow_price")
-    production_plan = _production_plan(c, it, X, Y, cycle, scenario)
-
+    production_plan = _production_plan(c, it, X, Y, detail, cycle, scenario)
     exceptions = _exceptions(c, it, settings, sku_inv, sku_short, S, U, shadow, rent, cycle, scenario)
-    bottlenecks = _bottlenecks(c, load, shadow, rent, requirement, cycle, scenario)
-
-    premium = np.maximum(c.otc - c.cph, 0.0)
-    cost_breakdown = {
-        "conversion": float((load * c.cph[:, None]).sum() + (it.noroute * Y).sum()),
-        "overtime_premium": float((overtime * premium[:, None]).sum()),
-        "purchases": float((Qr * c.mcost[:, None]).sum()),
-        "holding": float((I * it.hold[:, None]).sum() + (Mi * (settings.material_holding_rate_per_month * c.mcost)[:, None]).sum()),
-        "shortfall_penalty": float((S * it.penalty[:, None]).sum()),
-        "below_target_penalty": float((U * it.below[:, None]).sum()),
-    }
-    cost_breakdown["total"] = sum(cost_breakdown.values())
+    bottlenecks = _bottlenecks(c, load, shadow, rent, usage, cycle, scenario)
+    cost_breakdown = _plan_cost(c, settings, detail)
     timings["report"] = time.perf_counter() - t_disaggregated
     timings["total"] = time.perf_counter() - t_start
     return SupplyResult(
@@ -1135,31 +1249,63 @@ def plan_supply(
         status=status, optimal=optimal, objective=objective, lp_size=lp_size, timings=timings, notes=c.notes,
         cost_breakdown=cost_breakdown, supply_plan=supply_plan, capacity_plan=capacity_plan, material_plan=material_plan,
         production_plan=production_plan, supply_exceptions=exceptions, bottlenecks=bottlenecks,
-        detail={"company": c, "items": it, "X": X, "receipts": Qr, "sku_production": sku_prod,
-                "sku_inventory": sku_inv, "sku_shortfall": sku_short},
+        detail={"company": c, "items": it, "X": X, "Y": Y, "lp_receipts": Qr, **detail},
     )
 
 
-def _production_plan(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, cycle: str, scenario: str) -> pl.DataFrame:
-    """Rough-cut production per planning item, resource and month (items without routing: no resource)."""
+def _plan_cost(c: _Company, settings: SupplySettings, d: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The SKU plan's money with the LP's cost terms, each SKU at its own cost and price."""
+    routed = np.zeros(len(c.skus), dtype=bool)
+    routed[c.r_sku] = True
+    bom_cost = np.bincount(c.b_sku, weights=c.b_qty * c.mcost[c.b_mat], minlength=len(c.skus))
+    unrouted_cost = np.where(routed, 0.0, np.maximum(c.cost - bom_cost, 0.0))
+    premium = np.maximum(c.otc - c.cph, 0.0)
+    base = np.maximum(c.price, c.cost)
+    load = d["load"]
+    below_rate = np.repeat((settings.below_target_penalty_factor * c.cost)[:, None], c.D.shape[1], axis=1)
+    below_rate[:, -1] = settings.end_target_penalty_factor * base
+    costs = {
+        "conversion": float((load * c.cph[:, None]).sum() + (d["production"] * unrouted_cost[:, None]).sum()),
+        "overtime_premium": float((np.clip(load - c.cap, 0, None) * premium[:, None]).sum()),
+        "purchases": float((d["receipts"] * c.mcost[:, None]).sum()),
+        "holding": float((d["inventory"] * (settings.holding_rate_per_month * c.cost)[:, None]).sum()
+                         + (d["material_stock"] * (settings.material_holding_rate_per_month * c.mcost)[:, None]).sum()),
+        "shortfall_penalty": float((d["shortfall"] * (settings.shortfall_penalty_factor * base)[:, None]).sum()),
+        "below_target_penalty": float((np.maximum(c.TGT - d["inventory"], 0) * below_rate).sum()),
+    }
+    costs["total"] = sum(costs.values())
+    return costs
+
+
+def _production_plan(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, detail: Mapping[str, np.ndarray], cycle: str, scenario: str) -> pl.DataFrame:
+    """Production per planning item, resource and month: what the SKU plan makes there
+    (`production`, `load_hours`) next to what the LP planned (`planned_production`). Items
+    without a routing have rows without a resource."""
     T = len(c.months)
+    P = len(it.p_item)
+    made = np.zeros((P, T))
+    hours = np.zeros((P, T))
+    np.add.at(made, it.row_pair, detail["row_production"])
+    np.add.at(hours, it.row_pair, detail["row_production"] * c.r_hours[:, None])
     routed = np.zeros(len(it.names), dtype=bool)
     routed[it.p_item] = True
     free = np.flatnonzero(~routed)
+    sku_made = np.zeros((len(it.names), T))
+    np.add.at(sku_made, it.item_of_sku, detail["production"])
     item = np.concatenate([it.p_item, free])
-    resource = np.concatenate([c.resources[it.p_res].astype(object), np.full(len(free), None, dtype=object)])
-    plant = np.concatenate([c.plant[it.p_res].astype(object), np.full(len(free), None, dtype=object)])
-    qty = np.concatenate([X, Y[free]]) if len(item) else np.zeros((0, T))
-    hours = np.concatenate([X * it.H, np.zeros((len(free), T))]) if len(item) else np.zeros((0, T))
     k = len(item)
     rep = np.repeat(np.arange(k), T)
+    resource = [*c.resources[it.p_res].tolist(), *([None] * len(free))]
+    plant = [*c.plant[it.p_res].tolist(), *([None] * len(free))]
     return pl.DataFrame({
         "family": pl.Series(it.family[item].astype(str) if k else [], dtype=pl.Utf8).gather(rep),
         "item": pl.Series(it.names[item] if k else [], dtype=pl.Utf8).gather(rep),
-        "resource": pl.Series(list(resource), dtype=pl.Utf8).gather(rep),
-        "plant": pl.Series(list(plant), dtype=pl.Utf8).gather(rep),
+        "resource": pl.Series(resource, dtype=pl.Utf8).gather(rep),
+        "plant": pl.Series(plant, dtype=pl.Utf8).gather(rep),
         "month": pl.Series(c.months, dtype=pl.Date).gather(np.tile(np.arange(T), k)),
-        "production": qty.ravel(), "load_hours": hours.ravel(),
+        "planned_production": np.concatenate([X, Y[free]]).ravel() if k else np.zeros(0),
+        "production": np.concatenate([made, sku_made[free]]).ravel() if k else np.zeros(0),
+        "load_hours": np.concatenate([hours, np.zeros((len(free), T))]).ravel() if k else np.zeros(0),
     }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), pl.all())
 
 
@@ -1273,64 +1419,22 @@ def _empty_result(cycle, scenario, settings, status, lp_size, timings, notes) ->
 # --------------------------------------------------------------------------------------------
 
 
-def _sku_routing_production(c: _Company, it: _Items, X: np.ndarray, prod: np.ndarray) -> np.ndarray:
-    """SKU production per routing row: each alternate pair's volume shared over the SKUs that
-    have that routing in proportion to their production, the rest on each SKU's primary."""
-    on_row = prod[c.r_sku]
-    capable = np.zeros_like(X)
-    np.add.at(capable, it.row_pair, on_row)
-    share = np.divide(X, capable, out=np.zeros_like(X), where=capable > 0).clip(0, 1)
-    is_primary = c.r_res == it.primary[c.r_sku]
-    alt_rows = np.where(is_primary[:, None], 0.0, on_row * share[it.row_pair])
-    alt_total = np.zeros_like(prod)
-    np.add.at(alt_total, c.r_sku, alt_rows)
-    scale = np.divide(prod, alt_total, out=np.ones_like(prod), where=alt_total > prod).clip(0, 1)
-    alt_rows = alt_rows * scale[c.r_sku]
-    remaining = prod - np.minimum(alt_total, prod)
-    return np.where(is_primary[:, None], remaining[c.r_sku], alt_rows)
-
-
 def evaluate_on_sku_detail(result: SupplyResult, settings: SupplySettings) -> dict[str, float]:
-    """The plan's cost recomputed from its per-SKU rows with the LP's own cost terms.
+    """The plan's money on SKU detail, with how far that detail strays from the LP's own plan.
 
-    A family-level plan is optimal for the families' averages; what the company would actually
-    pay shows on SKU detail: the disaggregated SKU production loads each resource with the
-    SKU's own hours (split over routings as the family's production was) and draws the SKU's
-    own BOM, inventory is held and penalised per SKU. For an SKU-level plan this equals the
-    LP objective. Also returns how far SKU detail overshoots capacity + overtime (hours) and
-    material availability (units), which a family plan can do where its mix differs from the
-    average it was planned with.
+    A family-level plan is optimal for its items' averages; what the company would actually
+    pay shows on SKU detail: each SKU's own hours, BOM, cost and price. That is the
+    `cost_breakdown` every result carries; for an SKU-level plan it equals the LP objective.
+    Added here: production the SKU plan could not make of what the LP planned (units),
+    purchases it had to add to the LP's (units) and, as a check, capacity overshoot (hours).
     """
     d = result.detail
-    c, it = d["company"], d["items"]
-    prod, inv, short = d["sku_production"], d["sku_inventory"], d["sku_shortfall"]
-    T = len(c.months)
-    R, M = len(c.resources), len(c.materials)
-    row_prod = _sku_routing_production(c, it, d["X"], prod)
-    load = np.zeros((R, T))
-    np.add.at(load, c.r_res, row_prod * c.r_hours[:, None])
-    req = np.zeros((M, T))
-    np.add.at(req, c.b_mat, prod[c.b_sku] * c.b_qty[:, None])
-    stock = c.M0[:, None] + np.cumsum(d["receipts"] + c.OSM - req, axis=1)
-    routed = np.zeros(len(c.skus), dtype=bool)
-    routed[c.r_sku] = True
-    bom_cost = np.bincount(c.b_sku, weights=c.b_qty * c.mcost[c.b_mat], minlength=len(c.skus))
-    unrouted_cost = np.where(routed, 0.0, np.maximum(c.cost - bom_cost, 0.0))
-    premium = np.maximum(c.otc - c.cph, 0.0)
-    base = np.maximum(c.price, c.cost)
-    costs = {
-        "conversion": float((load * c.cph[:, None]).sum() + (prod * unrouted_cost[:, None]).sum()),
-        "overtime_premium": float((np.clip(load - c.cap, 0, None) * premium[:, None]).sum()),
-        "purchases": float((d["receipts"] * c.mcost[:, None]).sum()),
-        "holding": float((inv * (settings.holding_rate_per_month * c.cost)[:, None]).sum()
-                         + (np.maximum(stock, 0) * (settings.material_holding_rate_per_month * c.mcost)[:, None]).sum()),
-        "shortfall_penalty": float((short * (settings.shortfall_penalty_factor * base)[:, None]).sum()),
-        "below_target_penalty": float((np.maximum(c.TGT - inv, 0) * (settings.below_target_penalty_factor * c.cost)[:, None]).sum()),
-    }
-    costs["total"] = sum(costs.values())
-    costs["capacity_excess_hours"] = float(np.clip(load - c.cap - c.ot, 0, None).sum())
-    costs["capacity_hours_used"] = float(load.sum())
-    costs["material_shortage_units"] = float(np.clip(-stock, 0, None).max(axis=1, initial=0).sum())
+    c = d["company"]
+    costs = dict(result.cost_breakdown)
+    costs["production_units"] = float(d["production"].sum())
+    costs["production_below_lp_units"] = float(max(d["Y"].sum() - d["production"].sum(), 0.0))
+    costs["purchases_added_units"] = float(max(d["receipts"].sum() - result.detail.get("lp_receipts", d["receipts"]).sum(), 0.0))
+    costs["capacity_excess_hours"] = float(np.clip(d["load"] - c.cap - c.ot, 0, None).sum())
     return costs
 
 
@@ -1439,12 +1543,11 @@ def check_plan_feasibility(result: SupplyResult, inputs: SupplyInputs, tolerance
            "materials: {material} {month}: receipts {purchase_receipts} do not match the order placed {lead_time_months} months earlier ({ordered_then})")
     report(mp.filter((pl.col("purchase") < -tol) | (pl.col("purchase_receipts") < -tol)), "materials: {material} {month}: negative purchase")
 
-    if result.planning_level == "sku":
-        # At SKU level the LP's requirement must be exactly the BOM explosion of the SKU plan.
-        need = sp_.join(inputs.bom, on="sku").group_by("material", "month").agg((pl.col("production") * pl.col("qty_per")).sum().alias("bom_need"))
-        chk = result.material_plan.join(need, on=["material", "month"], how="left").with_columns(pl.col("bom_need").fill_null(0))
-        report(chk.filter(excess((pl.col("bom_need") - pl.col("requirement")).abs(), pl.col("requirement"))),
-               "materials: {material} {month}: requirement {requirement} differs from the BOM explosion {bom_need}")
+    # Every level: the material requirement is the BOM explosion of the SKU plan.
+    need = sp_.join(inputs.bom, on="sku").group_by("material", "month").agg((pl.col("production") * pl.col("qty_per")).sum().alias("bom_need"))
+    chk = result.material_plan.join(need, on=["material", "month"], how="left").with_columns(pl.col("bom_need").fill_null(0))
+    report(chk.filter(excess((pl.col("bom_need") - pl.col("requirement")).abs(), pl.col("requirement"))),
+           "materials: {material} {month}: requirement {requirement} differs from the BOM explosion of the SKU plan {bom_need}")
     return out
 
 
@@ -1599,3 +1702,58 @@ def inventory_chart(supply_plan: pl.DataFrame, top_n: int = 4, scenario: str = B
     if not chosen:
         fig.add_subplot(1, 1, 1).text(0.5, 0.5, "no families", ha="center")
     return _png(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# The checkpoint
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SupplyGates:
+    """Thresholds of the supply review's checkpoint (models/gates.yaml, `supply_review`)."""
+
+    fill_rate_target: float = 0.95
+
+
+def load_supply_gates(path: str | Path) -> SupplyGates:
+    raw = (yaml.safe_load(Path(path).read_text()) or {}).get("supply_review", {})
+    return SupplyGates(fill_rate_target=float(raw.get("fill_rate_target", 0.95)))
+
+
+def supply_gate_findings(review: SupplyReview, gates: SupplyGates) -> dict[str, Any]:
+    """The supply checkpoint's verdict: every scenario optimal, no violation found by the
+    independent feasibility check, and the baseline's fill rate at target, or else every
+    baseline SKU-month that misses demand explained by a binding constraint.
+
+    A miss is acceptable when it is explained: the executive meeting decides what to do about
+    a bottleneck; a plan that breaks its own physics, or a miss nobody can explain, is not.
+    """
+    problems = []
+    not_optimal = [name for name, r in review.results.items() if not r.optimal]
+    if not_optimal:
+        problems.append(f"not solved to optimality: {', '.join(not_optimal)}")
+    violations = [f"{name}: {v}" for name, vs in review.violations.items() for v in vs]
+    if violations:
+        problems.append(f"{len(violations)} feasibility violations (first: {violations[0]})")
+    baseline = review.results[BASELINE]
+    plan = baseline.supply_plan
+    rate = fill_rate(plan, baseline.shortfall_mode) if plan.height else 1.0
+    misses = plan.filter(late_units(plan, baseline.shortfall_mode) > QTY_TOL).select("sku", "month")
+    explained = baseline.supply_exceptions.filter(
+        (pl.col("exception") == "shortfall") & pl.col("explanation").is_not_null()
+    ).select("sku", "month")
+    unexplained = misses.join(explained, on=["sku", "month"], how="anti")
+    if rate < gates.fill_rate_target and unexplained.height:
+        problems.append(
+            f"baseline fill rate {rate:.3f} is below the target {gates.fill_rate_target:.3f} and "
+            f"{unexplained.height} SKU-months miss demand without an explanation"
+        )
+    if problems:
+        description = "; ".join(problems)
+    elif rate < gates.fill_rate_target:
+        description = (f"baseline fill rate {rate:.3f} below target {gates.fill_rate_target:.3f}; "
+                       f"all {misses.height} missed SKU-months are explained in planning.supply_exceptions")
+    else:
+        description = f"all {len(review.results)} scenarios optimal and feasible; baseline fill rate {rate:.3f}"
+    return {"passed": not problems, "description": description, "fill_rate": rate, "unexplained": unexplained, "violations": violations}

@@ -6,9 +6,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from orchestration.checkpoints import record_gate
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
-from sop_pipeline import demand_review, forecasting, schemas
+from sop_pipeline import demand_review, financial_review, forecasting, schemas
 from sop_pipeline.warehouse import cycle_label, cycle_month, query, read_table, replace_cycle, require_marts_for
 
 FORECAST = dg.AssetKey(["planning", "statistical_forecast"])
@@ -42,7 +43,7 @@ def png_metadata(png: bytes, path: Path) -> dict[str, dg.MetadataValue]:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(FORECAST, group_name="demand_review", deps=[["marts", "fct_sales_monthly"], ["marts", "fct_indicators"], PORTFOLIO],
+        dg.AssetSpec(FORECAST, group_name="demand_review", deps=[["marts", "fct_sales_monthly"], ["marts", "fct_indicators"], ["marts", "fct_price_plan"], PORTFOLIO],
                      kinds={"python", "duckdb"}, description="Statistical forecast per SKU and horizon month with p10/p50/p90, lifecycle applied."),
         dg.AssetSpec(BACKTEST, group_name="demand_review", deps=[["marts", "fct_sales_monthly"]], kinds={"python", "duckdb"},
                      description="Every candidate model's rolling-origin backtest error per SKU."),
@@ -61,10 +62,17 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
         portfolio = read_table(con, "planning.product_portfolio", "cycle = ?", [cycle])
         history = query(con, "select sku, month, quantity, net_price, promotion from marts.fct_sales_monthly order by sku, month")
         indicators = read_table(con, "marts.fct_indicators")
+        price_plan = read_table(con, "marts.fct_price_plan")
+        products = read_table(con, "marts.dim_product")
+    # Planned price changes reach the forecast as its future price covariate.
+    future_prices = None
+    if price_plan.height:
+        months = portfolio["month"].unique().sort()
+        future_prices = financial_review.price_by_sku_month(products, price_plan, months).rename({"price": "net_price"})
     needed = pl.concat([portfolio["sku"], portfolio["like_sku"].drop_nulls()]).unique()
     history = history.filter(pl.col("sku").is_in(needed.implode()))
     result = forecasting.forecast_demand(
-        history, cycle_month(cycle), settings, indicators=indicators if indicators.height else None
+        history, cycle_month(cycle), settings, future_prices=future_prices, indicators=indicators if indicators.height else None
     )
     forecast = demand_review.apply_lifecycle(result.forecast, portfolio)
     forecast = schemas.validate(forecast, schemas.StatisticalForecast)
@@ -146,12 +154,15 @@ def consensus_demand(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             f"published models' backtest WAPE {versus_naive['published_wape']:.3f} is worse than seasonal naive's "
             f"{versus_naive['naive_wape']:.3f} (ratio {ratio:.3f} > {gates.max_backtest_ratio_to_naive})"
         )
+    consensus_description = "; ".join(reasons) or "complete, finite, non-negative; published models beat seasonal naive in backtest"
+    record_gate(warehouse, cycle, CONSENSUS_CHECK, not reasons, consensus_description)
+    record_gate(warehouse, cycle, OVERRIDE_CHECK, overrides.height == 0, f"{overrides.height} large inputs without a reason", blocking=False)
     yield dg.AssetCheckResult(
         check_name=CONSENSUS_CHECK,
         asset_key=CONSENSUS,
         passed=not reasons,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(reasons) or "complete, finite, non-negative; published models beat seasonal naive in backtest",
+        description=consensus_description,
         metadata={
             "problems": _md_table(problems),
             "published_backtest_wape": versus_naive["published_wape"],

@@ -4,6 +4,7 @@
 import dagster as dg
 import polars as pl
 
+from orchestration.checkpoints import record_gate
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline import product_review, schemas
@@ -44,6 +45,7 @@ def product_portfolio(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         portfolio = schemas.validate(product_review.build_product_portfolio(products, cycle, settings), schemas.ProductPortfolio)
         replace_cycle(con, "planning.product_portfolio", portfolio, cycle)
     findings = product_review.portfolio_findings(products, sales_skus, cycle)
+    record_gate(warehouse, cycle, PORTFOLIO_CHECK, findings.height == 0, product_review.describe_findings(findings))
     status_counts = portfolio.filter(pl.col("month") == pl.col("month").min()).group_by("lifecycle_status").len()
     yield dg.MaterializeResult(
         metadata={
