@@ -159,3 +159,183 @@ class ForecastAccuracy(pa.DataFrameModel):
         unique = ["cycle", "forecast_cycle", "layer", "family", "lag"]
         strict = True
         coerce = True
+
+
+# --- supply review ---------------------------------------------------------------------------
+
+
+class _Scenario(pa.DataFrameModel):
+    cycle: str = pa.Field(str_matches=r"^\d{4}-\d{2}$")
+    scenario: str
+
+    class Config:
+        coerce = True
+
+
+class InventoryTargets(pa.DataFrameModel):
+    """planning.inventory_targets: one row per cycle, SKU and month."""
+
+    cycle: str = pa.Field(str_matches=r"^\d{4}-\d{2}$")
+    sku: str
+    month: pl.Date
+    service_level: float = pa.Field(gt=0, lt=1)
+    safety_stock: float = pa.Field(ge=0)
+    target_inventory: float = pa.Field(ge=0)
+
+    class Config:
+        unique = ["cycle", "sku", "month"]
+        coerce = True
+
+
+class SupplyPlan(_Scenario):
+    """planning.supply_plan: one row per cycle, scenario, SKU and month."""
+
+    sku: str
+    month: pl.Date
+    demand: float = pa.Field(ge=0)
+    production: float = pa.Field(ge=-1e-6)
+    ending_inventory: float = pa.Field(ge=-1e-6)
+    shortfall: float = pa.Field(ge=-1e-6)
+    safety_stock: float = pa.Field(ge=0)
+
+    class Config:
+        unique = ["cycle", "scenario", "sku", "month"]
+
+
+class CapacityPlan(_Scenario):
+    """planning.capacity_plan: one row per cycle, scenario, resource and month."""
+
+    resource: str
+    plant: str
+    month: pl.Date
+    capacity_hours: float = pa.Field(ge=0)
+    load_hours: float = pa.Field(ge=-1e-6)
+    overtime_hours: float = pa.Field(ge=-1e-6)
+    utilization: float = pa.Field(ge=-1e-6, nullable=True)
+    shadow_price: float = pa.Field(ge=-1e-6)
+
+    class Config:
+        unique = ["cycle", "scenario", "resource", "month"]
+
+
+class MaterialPlan(_Scenario):
+    """planning.material_plan: one row per cycle, scenario, material and month."""
+
+    material: str
+    month: pl.Date
+    requirement: float = pa.Field(ge=-1e-6)
+    purchase: float = pa.Field(ge=-1e-6)
+    ending_inventory: float = pa.Field(ge=-1e-6)
+
+    class Config:
+        unique = ["cycle", "scenario", "material", "month"]
+
+
+class SupplyExceptions(_Scenario):
+    """planning.supply_exceptions: each SKU-month short of demand or below target, explained."""
+
+    sku: str
+    month: pl.Date
+    exception: str = pa.Field(isin=["shortfall", "below_target"])
+    constraint_kind: str = pa.Field(nullable=True)
+    constraint: str = pa.Field(nullable=True)
+    shadow_price: float = pa.Field(nullable=True, ge=-1e-6)
+    explanation: str
+
+
+# --- financial review ------------------------------------------------------------------------
+
+
+class FinancialPlan(_Scenario):
+    """planning.financial_plan: one row per cycle, scenario, family and month."""
+
+    family: str
+    month: pl.Date
+    volume: float = pa.Field(ge=-1e-6)
+    revenue: float = pa.Field(ge=-1e-6)
+    cogs: float = pa.Field(ge=-1e-6)
+    gross_margin: float
+    inventory_value: float = pa.Field(ge=-1e-6)
+    unconstrained_revenue: float = pa.Field(ge=-1e-6)
+
+    class Config:
+        unique = ["cycle", "scenario", "family", "month"]
+
+
+class BudgetGap(_Scenario):
+    """planning.budget_gap: plan against budget by family, period and measure."""
+
+    family: str
+    period: str = pa.Field(isin=["month", "quarter"])
+    period_label: str
+    measure: str = pa.Field(isin=["volume", "revenue", "gross_margin"])
+    plan: float
+    budget: float
+    gap: float
+
+
+class PlanBridge(pa.DataFrameModel):
+    """planning.plan_bridge: price / volume / mix steps per comparison, scenario and family."""
+
+    cycle: str
+    comparison: str = pa.Field(isin=["budget_to_plan", "last_cycle_to_plan"])
+    scenario: str
+    family: str
+    step: str = pa.Field(isin=["start", "volume", "mix", "price", "end"])
+    value: float
+
+    class Config:
+        coerce = True
+
+
+class Reconciliation(_Scenario):
+    """planning.reconciliation: every gap above tolerance, with its cause."""
+
+    family: str
+    month: pl.Date
+    measure: str
+    gap: float
+    cause: str
+    amount: float
+
+
+# --- executive review ------------------------------------------------------------------------
+
+
+class ExecutiveSummary(_Scenario):
+    """planning.executive_summary: KPIs per scenario, long format."""
+
+    kpi: str
+    value: float = pa.Field(nullable=True)
+    unit: str = pa.Field(nullable=True)
+
+
+class ExecutiveExceptions(_Scenario):
+    """planning.executive_exceptions: exceptions above materiality, ranked by money."""
+
+    rank: int = pa.Field(ge=1)
+    kind: str
+    subject: str
+    money: float = pa.Field(ge=0)
+    description: str
+
+
+PLANNING_SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "inventory_targets": InventoryTargets,
+    "supply_plan": SupplyPlan,
+    "capacity_plan": CapacityPlan,
+    "material_plan": MaterialPlan,
+    "supply_exceptions": SupplyExceptions,
+    "financial_plan": FinancialPlan,
+    "budget_gap": BudgetGap,
+    "plan_bridge": PlanBridge,
+    "reconciliation": Reconciliation,
+    "executive_summary": ExecutiveSummary,
+    "executive_exceptions": ExecutiveExceptions,
+}
+
+
+def validate_table(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Validate a planning table by name when it has a schema (tables without one pass as they are)."""
+    schema = PLANNING_SCHEMAS.get(name)
+    return validate(frame, schema) if schema is not None else frame

@@ -81,16 +81,35 @@ class SupplySettings:
     solver_method: str = "ipm"
     crossover: bool = False
     critical_material_margin: float = 1.0
+    ample_material_margin: float = 1.2
     time_limit_seconds: float = 600.0
 
 
+_SETTING_KEYS = {
+    "planning": {"level", "critical_material_margin", "ample_material_margin"},
+    "inventory_targets": {"protection_months", "cycle_stock_months", "fallback_cv", "service_level"},
+    "costs": {
+        "shortfall_mode", "shortfall_penalty_factor", "below_target_penalty_factor", "end_target_penalty_factor",
+        "holding_rate_per_month", "material_holding_rate_per_month",
+    },
+    "solver": {"method", "crossover", "time_limit_seconds"},
+}
+
+
 def load_supply_settings(path: str | Path) -> SupplySettings:
-    """Read `models/supply.yaml`; unknown values fail here, not halfway through a cycle."""
+    """Read `models/supply.yaml`; a typo or a bad value fails here, not halfway through a cycle."""
     raw = yaml.safe_load(Path(path).read_text()) or {}
     return supply_settings_from_dict(raw, source=str(path))
 
 
 def supply_settings_from_dict(raw: Mapping[str, Any], source: str = "supply settings") -> SupplySettings:
+    """Settings from the YAML's structure (see `models/supply.yaml`); absent keys take defaults."""
+    for section, body in raw.items():
+        if section not in _SETTING_KEYS:
+            raise ValueError(f"{source}: unknown section {section!r} (expected {sorted(_SETTING_KEYS)})")
+        unknown = set(body or {}) - _SETTING_KEYS[section]
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {sorted(unknown)} in {section} (expected {sorted(_SETTING_KEYS[section])})")
     planning = raw.get("planning", {}) or {}
     targets = raw.get("inventory_targets", {}) or {}
     service = targets.get("service_level", {}) or {}
@@ -113,6 +132,7 @@ def supply_settings_from_dict(raw: Mapping[str, Any], source: str = "supply sett
         solver_method=str(solver.get("method", "ipm")),
         crossover=bool(solver.get("crossover", False)),
         critical_material_margin=float(planning.get("critical_material_margin", 1.0)),
+        ample_material_margin=float(planning.get("ample_material_margin", 1.2) or 0.0),
         time_limit_seconds=float(solver.get("time_limit_seconds", 600)),
     )
     if settings.planning_level not in LEVELS:
@@ -675,6 +695,8 @@ def _disaggregate(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, receipt
     material still runs out, the SKUs using it are cut in proportion, the freed volume goes to
     the item's other SKUs, and what is still infeasible is cut. So every table the review
     writes adds up at SKU level; the price is that the plan may make slightly less than the LP.
+    Ample materials, which have no rows in the LP, are bought here, just in time. At SKU level
+    every item is one SKU, so the split is the LP's own plan and only the MRP step acts.
     """
     n, T = c.D.shape
     R, M, P = len(c.resources), len(c.materials), len(it.p_item)
@@ -720,10 +742,11 @@ def _disaggregate(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, receipt
             # of its resources and materials brings every one of them within its limit.
             share = np.divide(rows, p[c.r_sku], out=np.zeros(len(rows)), where=p[c.r_sku] > 0)
             hours = np.bincount(c.r_res, weights=rows * c.r_hours, minlength=R)
-            cap_ratio = np.divide(c.cap[:, t] + c.ot[:, t], hours, out=np.ones(R), where=hours > 0).clip(0, 1)
+            # Solver noise (a millionth) is not a shortage.
+            cap_ratio = np.divide(c.cap[:, t] + c.ot[:, t] + 1e-6 * (1 + hours), hours, out=np.ones(R), where=hours > 0).clip(0, 1)
             need = bom @ p
             topup = np.clip(need - material_in, 0.0, receipt_cap[:, t] - receipts[:, t])
-            mat_ratio = np.divide(material_in + topup, need, out=np.ones(M), where=need > 0).clip(0, 1)
+            mat_ratio = np.divide(material_in + topup + 1e-6 * (1 + need), need, out=np.ones(M), where=need > 0).clip(0, 1)
             f = np.minimum(
                 min_per_sku(c.r_sku, r_order, np.where(rows > 0, cap_ratio[c.r_res], 1.0)),
                 min_per_sku(c.b_sku, b_order, mat_ratio[c.b_mat]),
@@ -783,6 +806,7 @@ class _Items:
     noroute: np.ndarray
     row_pair: np.ndarray  # routing row -> pair
     critical: np.ndarray  # materials that split items
+    in_lp: np.ndarray  # materials with rows in the LP (the others are ample: cost only)
     W: np.ndarray  # per item: unconstrained requirement (the weights of its averages)
 
 
@@ -832,6 +856,8 @@ def _items(c: _Company, settings: SupplySettings) -> _Items:
     sku_req = np.zeros((len(c.materials), T))
     np.add.at(sku_req, c.b_mat, W_sku[c.b_sku] * c.b_qty[:, None])
     critical = _critical_materials(c, sku_req, settings.critical_material_margin) if len(c.materials) else np.zeros(0, dtype=bool)
+    margin = settings.ample_material_margin
+    in_lp = _critical_materials(c, sku_req, margin) if margin > 0 else np.ones(len(c.materials), dtype=bool)
     if sku_level:
         key = c.skus.astype(str)
     else:
@@ -905,7 +931,7 @@ def _items(c: _Company, settings: SupplySettings) -> _Items:
     return _Items(
         names=names, family=item_family, item_of_sku=item_of_sku, primary=primary, D=D, I0=I0, OS=OS, TGT=TGT, hold=hold,
         penalty=penalty, below=below, end_below=end_below, p_item=p_item, p_res=p_res, H=H, x_cap=x_cap, q_item=q_item,
-        q_mat=q_mat, A=A, noroute=noroute, row_pair=row_pair, critical=critical, W=agg_items @ W_sku,
+        q_mat=q_mat, A=A, noroute=noroute, row_pair=row_pair, critical=critical, in_lp=in_lp, W=agg_items @ W_sku,
     )
 
 
@@ -937,13 +963,18 @@ def _build_lp(c: _Company, it: _Items, settings: SupplySettings) -> _LP:
     lost), O overtime hours per resource, Q receipts of new purchases per material (ordered
     lead-time months earlier), M material stock. Rows, each per month: LINK (Y = sum of X), BAL
     (item inventory balance), CAP (hours <= capacity + overtime), MAT (material stock balance
-    with BOM usage). Alternate routings that only some of an item's SKUs have are capped by a
+    with BOM usage) for the materials that can bind; ample ones are only a cost per unit used
+    and are bought after the LP (see `_disaggregate`). Alternate routings that only some of an item's SKUs have are capped by a
     column bound (see `_items`), not a row: rows of that kind tripled HiGHS's time at 20,000
     SKUs. Every block is built from index arithmetic on whole arrays; nothing loops over SKUs,
     items or months.
     """
     T = len(c.months)
-    G, P, R, M = len(it.names), len(it.p_item), len(c.resources), len(c.materials)
+    mats_in = np.flatnonzero(it.in_lp)
+    G, P, R, M = len(it.names), len(it.p_item), len(c.resources), len(mats_in)
+    local = np.full(len(c.materials), -1, dtype=np.int64)
+    local[mats_in] = np.arange(M)
+    q_in = local[it.q_mat] >= 0
     backorder = settings.shortfall_mode == "backorder"
     inf = highspy.kHighsInf
     sizes = {"X": P, "Y": G, "E": G, "U": G, "S": G, "O": R, "Q": M, "M": M}
@@ -995,37 +1026,40 @@ def _build_lp(c: _Company, it: _Items, settings: SupplySettings) -> _LP:
     add(at(rows["MAT"], mats), at(offsets["M"], mats), 1.0)
     add(at(rows["MAT"], mats), at(offsets["M"], mats, -1), -1.0, later)
     add(at(rows["MAT"], mats), at(offsets["Q"], mats), -1.0)
-    add(at(rows["MAT"], it.q_mat), at(offsets["Y"], it.q_item), it.A)
+    add(at(rows["MAT"], local[it.q_mat[q_in]]), at(offsets["Y"], it.q_item[q_in]), it.A[q_in])
     matrix = sp.csc_matrix((np.concatenate(ent_v), (np.concatenate(ent_r), np.concatenate(ent_c))), shape=(n_rows, n_cols))
 
     has_pair = np.zeros(G, dtype=bool)
     has_pair[it.p_item] = True
     previous_target = np.concatenate([it.I0[:, None], it.TGT[:, :-1]], axis=1)
     bal_rhs = it.OS - it.D - it.TGT + previous_target
-    mat_rhs = c.OSM.copy()
-    mat_rhs[:, 0] += c.M0
+    mat_rhs = c.OSM[mats_in].copy()
+    mat_rhs[:, 0] += c.M0[mats_in]
     link = np.where(has_pair[:, None], 0.0, inf) * np.ones((1, T))
     row_lower = np.concatenate([-link.ravel(), bal_rhs.ravel(), np.full(R * T, -inf), mat_rhs.ravel()])
     row_upper = np.concatenate([link.ravel(), bal_rhs.ravel(), c.cap.ravel(), mat_rhs.ravel()])
 
     # Purchases that would have had to be ordered before the cycle cannot arrive: Q = 0 for
     # t < lead time. New receipts fill what the supplier can still deliver beside open orders.
-    receipt_cap = np.where(tt[None, :] >= c.lead[:, None], np.maximum(c.supcap[:, None] - c.OSM, 0.0), 0.0)
+    receipt_cap = np.where(tt[None, :] >= c.lead[:, None], np.maximum(c.supcap[:, None] - c.OSM, 0.0), 0.0)[mats_in]
     shortfall_cap = np.full((G, T), inf) if backorder else np.maximum(it.D, 0.0)
     col_upper = np.concatenate([
         it.x_cap.ravel(), np.full((G + G) * T, inf), it.TGT.ravel(), shortfall_cap.ravel(), c.ot.ravel(),
         receipt_cap.ravel(), np.full(M * T, inf),
     ])
+    # Ample materials have no rows: each unit used costs its purchase price.
+    ample_cost = np.zeros((G, T))
+    np.add.at(ample_cost, it.q_item[~q_in], it.A[~q_in] * c.mcost[it.q_mat[~q_in]][:, None])
     premium = np.maximum(c.otc - c.cph, 0.0)  # overtime hours also count as load at the regular rate
     cost = np.concatenate([
         (it.H * c.cph[it.p_res][:, None]).ravel(),
-        it.noroute.ravel(),
+        (it.noroute + ample_cost).ravel(),
         np.repeat(it.hold, T),
         np.concatenate([np.repeat(it.below[:, None], T - 1, axis=1), it.end_below[:, None]], axis=1).ravel() - np.repeat(it.hold, T),
         np.repeat(it.penalty, T),
         np.repeat(premium, T),
-        np.repeat(c.mcost, T),
-        np.repeat(settings.material_holding_rate_per_month * c.mcost, T),
+        np.repeat(c.mcost[mats_in], T),
+        np.repeat(settings.material_holding_rate_per_month * c.mcost[mats_in], T),
     ])
     offset = float((it.hold[:, None] * it.TGT).sum())
     return _LP(offsets, rows, n_cols, n_rows, cost, offset, col_upper, row_lower, row_upper, matrix)
@@ -1184,28 +1218,22 @@ def plan_supply(
         return np.maximum(x[lp.offsets[name]: lp.offsets[name] + size * T].reshape(size, T), 0.0)
 
     X, Y, E, U, S = block("X", P), block("Y", G), block("E", G), block("U", G), block("S", G)
-    Qr, Mi = block("Q", M), block("M", M)
+    mats_in = np.flatnonzero(it.in_lp)
+    Qr, Mi = np.zeros((M, T)), np.zeros((M, T))
+    Qr[mats_in], Mi[mats_in] = block("Q", len(mats_in)), block("M", len(mats_in))
     I = np.maximum(it.TGT - U + E, 0.0)
-    requirement = np.zeros((M, T))
-    np.add.at(requirement, it.q_mat, it.A * Y[it.q_item])
-    mat_dual = duals[lp.rows["MAT"]: lp.rows["MAT"] + M * T].reshape(M, T)
+    mat_dual = np.zeros((M, T))
+    mat_dual[mats_in] = duals[lp.rows["MAT"]: lp.rows["MAT"] + len(mats_in) * T].reshape(len(mats_in), T)
     cap_dual = duals[lp.rows["CAP"]: lp.rows["CAP"] + R * T].reshape(R, T)
     shadow = np.maximum(-cap_dual, 0.0)  # value of one more regular hour
     # Material rows price a unit at its purchase cost when it can still be bought; what one more
     # unit in that month is worth above that is the scarcity (lead time or supplier capacity).
-    rent = np.maximum(-mat_dual - c.mcost[:, None], 0.0)
+    rent = np.where(it.in_lp[:, None], np.maximum(-mat_dual - c.mcost[:, None], 0.0), 0.0)
     rent[rent < 1e-7 * np.maximum(c.mcost[:, None], 1.0)] = 0.0
     shadow[shadow < 1e-9] = 0.0
 
     # SKU detail: the executable plan every output table is written from.
-    if settings.planning_level == "sku":
-        row_prod = X[it.row_pair]
-        load = np.zeros((R, T))
-        np.add.at(load, c.r_res, row_prod * c.r_hours[:, None])
-        detail = {"production": Y[it.item_of_sku], "inventory": I[it.item_of_sku], "shortfall": S[it.item_of_sku],
-                  "row_production": row_prod, "load": load, "usage": requirement, "receipts": Qr, "material_stock": Mi}
-    else:
-        detail = _disaggregate(c, it, X, Y, Qr, settings)
+    detail = _disaggregate(c, it, X, Y, Qr, settings)
     sku_prod, sku_inv, sku_short = detail["production"], detail["inventory"], detail["shortfall"]
     load, usage, receipts, mstock = detail["load"], detail["usage"], detail["receipts"], detail["material_stock"]
     t_disaggregated = time.perf_counter()

@@ -132,3 +132,15 @@ def test_readme_documents_every_input_file_and_column():
         body = section[1].split("####", 1)[0]
         for column in spec.columns:
             assert f"| `{column.name}` |" in body, (spec.name, column.name)
+
+
+def test_readme_documents_every_bi_view_and_column():
+    from pathlib import Path
+
+    from sop_pipeline.bi import BI_DICTIONARY
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for view, (_, columns) in BI_DICTIONARY.items():
+        body = readme.split(f"#### `bi.{view}`", 1)[1].split("####", 1)[0]
+        for column in columns:
+            assert f"| `{column}` |" in body, (view, column)

@@ -175,7 +175,8 @@ def test_disaggregation_sums_back_to_family_production(baseline):
 
 
 def test_sku_level_plan_costs_what_its_lp_objective_says(inputs, settings, targets):
-    sku_settings = replace(settings, planning_level="sku")
+    # Every material in the LP (none treated as ample), so the LP prices every purchase.
+    sku_settings = replace(settings, planning_level="sku", ample_material_margin=0.0)
     result = plan_supply(inputs, sku_settings, BASELINE, CYCLE, targets)
     assert result.optimal
     assert check_plan_feasibility(result, inputs) == []

@@ -12,7 +12,7 @@ from orchestration.assets.supply_review import KEYS as SUPPLY
 from orchestration.checkpoints import CYCLE_GATES
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
-from sop_pipeline import executive_review, supply_review
+from sop_pipeline import executive_review, schemas, supply_review
 from sop_pipeline.warehouse import cycle_label, read_table, replace_cycle, require_marts_for
 
 SUMMARY = dg.AssetKey(["planning", "executive_summary"])
@@ -54,6 +54,8 @@ def executive_review_step(context: dg.AssetExecutionContext, warehouse: Warehous
             cycle, frames.get("supply_plan"), frames.get("capacity_plan"), frames.get("financial_plan"), frames.get("budget_gap"),
             gates, read_table(con, "marts.dim_product"), read_table(con, "marts.dim_resource"), settings.shortfall_mode,
         )
+        summary = schemas.validate_table("executive_summary", summary)
+        exceptions = schemas.validate_table("executive_exceptions", exceptions)
         replace_cycle(con, "planning.executive_summary", summary, cycle)
         replace_cycle(con, "planning.executive_exceptions", exceptions, cycle)
         frames.update(executive_summary=summary, executive_exceptions=exceptions)

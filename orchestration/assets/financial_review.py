@@ -9,7 +9,7 @@ from orchestration.assets.supply_review import KEYS as SUPPLY
 from orchestration.checkpoints import record_gate
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
-from sop_pipeline import financial_review, supply_review
+from sop_pipeline import financial_review, schemas, supply_review
 from sop_pipeline.warehouse import cycle_label, read_table, replace_cycle, require_marts_for, table_exists
 
 TABLES = ["financial_plan", "budget_gap", "plan_bridge", "reconciliation", "scenario_financials"]
@@ -91,7 +91,7 @@ def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     }
     with warehouse.connect() as con:
         for name, frame in tables.items():
-            replace_cycle(con, f"planning.{name}", frame.with_columns(pl.lit(cycle).alias("cycle")), cycle)
+            replace_cycle(con, f"planning.{name}", schemas.validate_table(name, frame.with_columns(pl.lit(cycle).alias("cycle"))), cycle)
     charts = chart_dir(warehouse, cycle)
     revenue_png = png_metadata(financial_review.revenue_margin_chart(review.financial_plan, budget), charts / "financial_revenue_margin.png")
     bridge_png = png_metadata(financial_review.bridge_chart(review.plan_bridge), charts / "financial_bridge.png")

@@ -8,7 +8,7 @@ from orchestration.assets.demand_review import CONSENSUS, SEGMENTATION, _md_tabl
 from orchestration.checkpoints import record_gate
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
-from sop_pipeline import supply_review
+from sop_pipeline import schemas, supply_review
 from sop_pipeline.warehouse import cycle_label, read_table, replace_cycle, require_marts_for, table_exists
 
 TABLES = ["inventory_targets", "supply_plan", "capacity_plan", "material_plan", "supply_exceptions", "bottlenecks", "supply_scenarios"]
@@ -86,7 +86,7 @@ def supply_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     tables.update({name: review.frame(name) for name in ("supply_plan", "capacity_plan", "material_plan", "supply_exceptions", "bottlenecks")})
     with warehouse.connect() as con:
         for name, frame in tables.items():
-            replace_cycle(con, f"planning.{name}", _with_cycle(frame, cycle), cycle)
+            replace_cycle(con, f"planning.{name}", schemas.validate_table(name, _with_cycle(frame, cycle)), cycle)
     findings = supply_review.supply_gate_findings(review, gates)
     record_gate(warehouse, cycle, SUPPLY_CHECK, findings["passed"], findings["description"])
     baseline = review.results[supply_review.BASELINE]
