@@ -89,7 +89,7 @@ def apply_lifecycle(base: pl.DataFrame, portfolio: pl.DataFrame) -> pl.DataFrame
 
 
 def _ordered_layers(inputs: pl.DataFrame, preferred: tuple[str, ...]) -> list[str]:
-    present = inputs["layer"].unique().sort().to_list()
+    present = inputs["layer"].unique(maintain_order=True).sort().to_list()
     return [layer for layer in preferred if layer in present] + [layer for layer in present if layer not in preferred]
 
 
@@ -154,7 +154,7 @@ def build_consensus(statistical: pl.DataFrame, demand_inputs: pl.DataFrame, cycl
     label = cycle_label(cycle)
     start = cycle_month(cycle)
     inputs = demand_inputs.filter(pl.col("month") >= pl.lit(start))
-    known_months = statistical["month"].unique().implode()
+    known_months = statistical["month"].unique(maintain_order=True).implode()
     inputs = inputs.filter(pl.col("month").is_in(known_months))
     plan = statistical.select("sku", "family", "month", pl.col("p50").alias("quantity")).sort("sku", "month")
     layer_rows = [
@@ -222,13 +222,13 @@ def _layer_vectors(layers: pl.DataFrame) -> pl.DataFrame:
     complete plan after each layer, plus `consensus` = the plan after the last layer."""
     stat = layers.filter(pl.col("layer") == STATISTICAL).select("cycle", "sku", "month", pl.col("quantity").alias("statistical"))
     inputs = layers.filter(pl.col("layer") != STATISTICAL)
-    ranks = layers.select("cycle", "layer", "layer_rank").unique()
+    ranks = layers.select("cycle", "layer", "layer_rank").unique(maintain_order=True)
     vectors = [stat.select("cycle", "sku", "month", pl.lit(STATISTICAL).alias("layer"), pl.col("statistical").alias("forecast"))]
     for cycle, layer, rank in ranks.filter(pl.col("layer") != STATISTICAL).iter_rows():
         latest = (
             inputs.filter((pl.col("cycle") == cycle) & (pl.col("layer_rank") <= rank))
             .sort("layer_rank")
-            .group_by("cycle", "sku", "month")
+            .group_by("cycle", "sku", "month", maintain_order=True)
             .agg(pl.col("quantity").last().alias("touched"))
         )
         vectors.append(
@@ -237,7 +237,7 @@ def _layer_vectors(layers: pl.DataFrame) -> pl.DataFrame:
             )
         )
     latest_all = (
-        inputs.sort("layer_rank").group_by("cycle", "sku", "month").agg(pl.col("quantity").last().alias("touched"))
+        inputs.sort("layer_rank").group_by("cycle", "sku", "month", maintain_order=True).agg(pl.col("quantity").last().alias("touched"))
     )
     vectors.append(
         stat.join(latest_all, on=["cycle", "sku", "month"], how="left").select(
@@ -286,7 +286,7 @@ def score_accuracy(layers: pl.DataFrame, actuals: pl.DataFrame, products: pl.Dat
     )
     by = ["cycle", "layer", "family", "lag"]
     both = pl.concat([scored, scored.with_columns(pl.lit("ALL").alias("family"))], how="vertical")
-    agg = both.group_by(by).agg(
+    agg = both.group_by(by, maintain_order=True).agg(
         pl.len().alias("points"),
         pl.col("actual").sum().alias("actual"),
         pl.col("forecast").sum().alias("forecast"),
@@ -333,7 +333,7 @@ def accuracy_summary(accuracy: pl.DataFrame) -> pl.DataFrame:
     """Accuracy by layer and lag over all scored cycles (family `ALL`): the table a demand
     planner reads first."""
     overall = accuracy.filter(pl.col("family") == "ALL")
-    return overall.group_by("layer", "lag").agg(
+    return overall.group_by("layer", "lag", maintain_order=True).agg(
         pl.col("points").sum(),
         (pl.col("abs_error").sum() / pl.col("actual").sum()).alias("wape"),
         ((pl.col("forecast").sum() - pl.col("actual").sum()) / pl.col("actual").sum()).alias("bias"),
@@ -359,9 +359,9 @@ def family_chart(history: pl.DataFrame, statistical: pl.DataFrame, consensus: pl
     start = statistical["month"].min()
     hist = history.filter(pl.col("month") >= pl.lit(start).dt.offset_by(f"-{history_months}mo"))
     for ax, family in zip(axes[:, 0], families):
-        h = hist.filter(pl.col("family") == family).group_by("month").agg(pl.col("quantity").sum()).sort("month")
-        s = statistical.filter(pl.col("family") == family).group_by("month").agg(pl.col("p10", "p50", "p90").sum()).sort("month")
-        c = consensus.filter(pl.col("family") == family).group_by("month").agg(pl.col("quantity").sum()).sort("month")
+        h = hist.filter(pl.col("family") == family).group_by("month", maintain_order=True).agg(pl.col("quantity").sum()).sort("month")
+        s = statistical.filter(pl.col("family") == family).group_by("month", maintain_order=True).agg(pl.col("p10", "p50", "p90").sum()).sort("month")
+        c = consensus.filter(pl.col("family") == family).group_by("month", maintain_order=True).agg(pl.col("quantity").sum()).sort("month")
         ax.plot(h["month"].to_list(), h["quantity"].to_numpy(), color="black", lw=1.2, label="actuals")
         ax.fill_between(s["month"].to_list(), s["p10"].to_numpy(), s["p90"].to_numpy(), color="tab:blue", alpha=0.2, label="p10-p90 (sum of SKUs)")
         ax.plot(s["month"].to_list(), s["p50"].to_numpy(), color="tab:blue", lw=1, ls="--", label="statistical")
@@ -378,7 +378,7 @@ def family_chart(history: pl.DataFrame, statistical: pl.DataFrame, consensus: pl
 
 def top_families(consensus: pl.DataFrame, products: pl.DataFrame, n: int = 4) -> list[str]:
     """Families with the largest consensus revenue: the ones an executive looks at first."""
-    revenue = consensus.join(products.select("sku", "unit_price"), on="sku", how="left").group_by("family").agg(
+    revenue = consensus.join(products.select("sku", "unit_price"), on="sku", how="left").group_by("family", maintain_order=True).agg(
         (pl.col("quantity") * pl.col("unit_price").fill_null(0)).sum().alias("revenue")
     )
     return revenue.sort(["revenue", "family"], descending=[True, False]).head(n)["family"].to_list()
@@ -392,7 +392,7 @@ def backtest_table(result, cycle: str) -> pl.DataFrame:
     aggregated correctly (volume-weighted) over any group of SKUs; `published` marks the model
     whose forecast the SKU got.
     """
-    sums = result.backtest.group_by("sku", "model").agg(
+    sums = result.backtest.group_by("sku", "model", maintain_order=True).agg(
         pl.len().alias("points"),
         pl.col("actual").sum().alias("actual"),
         (pl.col("forecast") - pl.col("actual")).abs().sum().alias("abs_error"),

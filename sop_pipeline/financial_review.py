@@ -117,7 +117,7 @@ def _quarter_label(month: pl.Expr) -> pl.Expr:
 
 
 def _months_frame(months: Iterable[dt.date] | pl.Series) -> pl.DataFrame:
-    return pl.DataFrame({"month": pl.Series("month", list(months), dtype=pl.Date)}).unique().sort("month")
+    return pl.DataFrame({"month": pl.Series("month", list(months), dtype=pl.Date)}).unique(maintain_order=True).sort("month")
 
 
 def _shipped(shortfall_mode: str) -> pl.Expr:
@@ -159,12 +159,12 @@ def price_by_sku_month(products: pl.DataFrame, price_plan: pl.DataFrame | None, 
     by_family = (
         grid.select("sku", "family", "month").join(family_changes, on="family", how="inner")
         .filter(pl.col("from_month") <= pl.col("month"))
-        .group_by("sku", "month").agg(pl.col("factor").product().alias("family_factor"))
+        .group_by("sku", "month", maintain_order=True).agg(pl.col("factor").product().alias("family_factor"))
     )
     by_sku = (
         grid.select("sku", "month").join(sku_changes, on="sku", how="inner")
         .filter(pl.col("from_month") <= pl.col("month"))
-        .group_by("sku", "month").agg(pl.col("factor").product().alias("sku_factor"))
+        .group_by("sku", "month", maintain_order=True).agg(pl.col("factor").product().alias("sku_factor"))
     )
     return (
         grid.join(by_family, on=["sku", "month"], how="left").join(by_sku, on=["sku", "month"], how="left")
@@ -240,10 +240,10 @@ def _sku_detail(products: pl.DataFrame, supply_plan: pl.DataFrame, consensus: pl
     counts as zero there instead of vanishing.
     """
     sp = _as_month(supply_plan)
-    cons = _as_month(consensus).group_by("sku", "month").agg(pl.col("quantity").sum().alias("consensus"))
-    scenarios = sp.select("scenario").unique()
-    skus = pl.concat([sp.select("sku"), cons.select("sku")]).unique()
-    months = pl.concat([sp.select("month"), cons.select("month")]).unique()
+    cons = _as_month(consensus).group_by("sku", "month", maintain_order=True).agg(pl.col("quantity").sum().alias("consensus"))
+    scenarios = sp.select("scenario").unique(maintain_order=True)
+    skus = pl.concat([sp.select("sku"), cons.select("sku")]).unique(maintain_order=True)
+    months = pl.concat([sp.select("month"), cons.select("month")]).unique(maintain_order=True)
     grid = scenarios.join(skus, how="cross").join(months, how="cross")
     numbers = ["demand", "shortfall", "production", "ending_inventory"]
     present = [c for c in numbers if c in sp.columns]
@@ -302,11 +302,11 @@ def overtime_allocation(
     def load(route_rows: pl.DataFrame, name: str) -> pl.DataFrame:
         return (
             prod.join(route_rows.select("sku", "resource", "hours_per_unit"), on="sku", how="inner")
-            .group_by("scenario", "resource", "family", "month")
+            .group_by("scenario", "resource", "family", "month", maintain_order=True)
             .agg((pl.col("production") * pl.col("hours_per_unit")).sum().alias(name))
         )
 
-    family_output = prod.group_by("scenario", "family", "month").agg(pl.col("production").sum().alias("w3"))
+    family_output = prod.group_by("scenario", "family", "month", maintain_order=True).agg(pl.col("production").sum().alias("w3"))
     keys = ["scenario", "resource", "family", "month"]
     frame = (
         ot.join(family_output, on=["scenario", "month"], how="inner")
@@ -366,7 +366,7 @@ def financial_plan(
     """
     label = cycle_label(cycle)
     sp = _as_month(supply_plan)
-    months = pl.concat([sp.select("month"), _as_month(consensus).select("month")]).unique()["month"]
+    months = pl.concat([sp.select("month"), _as_month(consensus).select("month")]).unique(maintain_order=True)["month"]
     prices = price_by_sku_month(products, price_plan, months)
     costs = standard_costs(products, bom, materials, routings, resources).select("sku", "material_cost", "conversion_cost", "standard_cost")
     detail = _sku_detail(products, sp, consensus, prices, shortfall_mode).join(
@@ -388,9 +388,9 @@ def financial_plan(
         .agg(pl.col("overtime_hours").sum(), pl.col("overtime_cost").sum())
     )
     grid = (
-        detail.select("scenario").unique()
-        .join(detail.select("family").unique(), how="cross")
-        .join(detail.select("month").unique(), how="cross")
+        detail.select("scenario").unique(maintain_order=True)
+        .join(detail.select("family").unique(maintain_order=True), how="cross")
+        .join(detail.select("month").unique(maintain_order=True), how="cross")
     )
     numbers = [c for c in FINANCIAL_PLAN_COLUMNS if c not in ("cycle", "scenario", "family", "month", "cogs", "gross_margin")]
     return (
@@ -426,11 +426,11 @@ def _plan_vs_budget(plan: pl.DataFrame, budget: pl.DataFrame) -> pl.DataFrame:
     cover: a plan month beyond the budget year has nothing to be compared with, while a family
     one side lacks in a covered month counts as zero on that side."""
     bud = _budget(budget)
-    months = plan.select("month").unique().join(bud.select("month").unique(), on="month", how="inner")
+    months = plan.select("month").unique(maintain_order=True).join(bud.select("month").unique(maintain_order=True), on="month", how="inner")
     p = plan.join(months, on="month", how="semi")
     b = bud.join(months, on="month", how="semi")
-    heads = p.select("cycle", "scenario").unique()
-    families = pl.concat([p.select("family"), b.select("family")]).unique()
+    heads = p.select("cycle", "scenario").unique(maintain_order=True)
+    families = pl.concat([p.select("family"), b.select("family")]).unique(maintain_order=True)
     grid = heads.join(families, how="cross").join(months, how="cross")
     return (
         grid.join(p.select("cycle", "scenario", "family", "month", *[pl.col(m).alias(f"plan_{m}") for m in MEASURES]),
@@ -516,7 +516,7 @@ def _pvm(start: pl.DataFrame, end: pl.DataFrame, keys: list[str]) -> pl.DataFram
         (pl.col("r1") - pl.col("r0") - pl.col("volume") - pl.col("mix")).alias("price"),
     )
     steps = frame.unpivot(index=[*keys, "family"], on=["volume", "mix", "price"], variable_name="step", value_name="value")
-    ends = frame.group_by(keys).agg(pl.col("r0").sum().alias("start"), pl.col("r1").sum().alias("end")).unpivot(
+    ends = frame.group_by(keys, maintain_order=True).agg(pl.col("r0").sum().alias("start"), pl.col("r1").sum().alias("end")).unpivot(
         index=keys, on=["start", "end"], variable_name="step", value_name="value"
     ).with_columns(pl.lit(ALL).alias("family"))
     order = {name: i for i, name in enumerate(BRIDGE_STEPS)}
@@ -540,7 +540,7 @@ def plan_bridge(financial_plan: pl.DataFrame, budget: pl.DataFrame | None = None
     parts = []
     if budget is not None and budget.height:
         wide = _plan_vs_budget(plan.with_columns(pl.lit(0.0).alias("gross_margin")), budget)
-        agg = wide.group_by("cycle", "scenario", "family").agg(pl.col("plan_volume", "plan_revenue", "budget_volume", "budget_revenue").sum())
+        agg = wide.group_by("cycle", "scenario", "family", maintain_order=True).agg(pl.col("plan_volume", "plan_revenue", "budget_volume", "budget_revenue").sum())
         agg = agg.with_columns(pl.lit("budget_to_plan").alias("comparison"))
         parts.append(_pvm(
             agg.select(*keys, "family", pl.col("budget_volume").alias("volume"), pl.col("budget_revenue").alias("revenue")),
@@ -551,13 +551,13 @@ def plan_bridge(financial_plan: pl.DataFrame, budget: pl.DataFrame | None = None
         last = _as_month(last_plan)
         if "scenario" in last.columns:
             last = last.filter(pl.col("scenario") == BASELINE)
-        months = plan.select("month").unique().join(last.select("month").unique(), on="month", how="inner")
-        heads = plan.select("cycle", "scenario").unique().with_columns(pl.lit("last_cycle_to_plan").alias("comparison"))
+        months = plan.select("month").unique(maintain_order=True).join(last.select("month").unique(maintain_order=True), on="month", how="inner")
+        heads = plan.select("cycle", "scenario").unique(maintain_order=True).with_columns(pl.lit("last_cycle_to_plan").alias("comparison"))
         start = heads.join(
-            last.join(months, on="month", how="semi").group_by("family").agg(pl.col("volume", "revenue").sum()), how="cross"
+            last.join(months, on="month", how="semi").group_by("family", maintain_order=True).agg(pl.col("volume", "revenue").sum()), how="cross"
         )
         end = (
-            plan.join(months, on="month", how="semi").group_by("cycle", "scenario", "family").agg(pl.col("volume", "revenue").sum())
+            plan.join(months, on="month", how="semi").group_by("cycle", "scenario", "family", maintain_order=True).agg(pl.col("volume", "revenue").sum())
             .with_columns(pl.lit("last_cycle_to_plan").alias("comparison"))
         )
         parts.append(_pvm(start.select(*keys, "family", "volume", "revenue"), end.select(*keys, "family", "volume", "revenue"), keys))
@@ -667,7 +667,7 @@ def reconciliation(
     )
     if budget is not None and budget.height:
         bud = _budget(budget)
-        covered = fm.select("month").unique().join(bud.select("month").unique(), on="month", how="inner").with_columns(pl.lit(True).alias("has_budget"))
+        covered = fm.select("month").unique(maintain_order=True).join(bud.select("month").unique(maintain_order=True), on="month", how="inner").with_columns(pl.lit(True).alias("has_budget"))
         bud = bud.join(covered, on="month", how="semi").select(
             "family", "month", pl.col("volume").alias("B"), pl.col("revenue").alias("B_rev"),
             pl.col("cogs").alias("B_cogs"), pl.col("gross_margin").alias("B_gm"),
@@ -689,7 +689,7 @@ def reconciliation(
     )
 
     # Supply components, SKU by SKU.
-    months = fm["month"].unique()
+    months = fm["month"].unique(maintain_order=True)
     prices = price_by_sku_month(products, price_plan, months)
     detail = _sku_detail(products, supply_plan.filter(pl.col("scenario") == scenario), consensus, prices, shortfall_mode)
     causes = _exception_causes(supply_exceptions)
@@ -714,7 +714,7 @@ def reconciliation(
         .unpivot(index=["family", "month", "cause", "driver"], on=list(MEASURES), variable_name="measure", value_name="amount")
         .with_columns(pl.lit("supply").alias("component"))
     )
-    supply_gm = supply.filter(pl.col("measure") == "gross_margin").group_by("family", "month").agg(pl.col("amount").sum().alias("S_gm"))
+    supply_gm = supply.filter(pl.col("measure") == "gross_margin").group_by("family", "month", maintain_order=True).agg(pl.col("amount").sum().alias("S_gm"))
     fm = fm.join(supply_gm, on=["family", "month"], how="left").with_columns(pl.col("S_gm").fill_null(0.0))
 
     # The three views per measure, and the components of the demand-budget side.
@@ -808,9 +808,9 @@ def scenario_comparison(financial_plan: pl.DataFrame) -> pl.DataFrame:
     and inventory_value_avg (average month-end value), then delta_<x> = scenario - baseline
     for volume, revenue, cogs, gross_margin and inventory_value (null without a baseline).
     """
-    last = financial_plan.group_by("cycle", "scenario").agg(pl.col("month").max().alias("_last"))
-    monthly_inv = financial_plan.group_by("cycle", "scenario", "month").agg(pl.col("inventory_value").sum())
-    inv = monthly_inv.join(last, on=["cycle", "scenario"]).group_by("cycle", "scenario").agg(
+    last = financial_plan.group_by("cycle", "scenario", maintain_order=True).agg(pl.col("month").max().alias("_last"))
+    monthly_inv = financial_plan.group_by("cycle", "scenario", "month", maintain_order=True).agg(pl.col("inventory_value").sum())
+    inv = monthly_inv.join(last, on=["cycle", "scenario"]).group_by("cycle", "scenario", maintain_order=True).agg(
         pl.col("inventory_value").filter(pl.col("month") == pl.col("_last")).sum().alias("inventory_value"),
         pl.col("inventory_value").mean().alias("inventory_value_avg"),
     )
@@ -874,7 +874,7 @@ def tie_out_problems(
     family, month, measure, expected, actual, difference.
     """
     sp = _as_month(supply_plan)
-    months = pl.concat([sp.select("month"), _as_month(consensus).select("month")]).unique()["month"]
+    months = pl.concat([sp.select("month"), _as_month(consensus).select("month")]).unique(maintain_order=True)["month"]
     prices = price_by_sku_month(products, price_plan, months)
     sku = _sku_detail(products, sp, consensus, prices, shortfall_mode).with_columns(
         (pl.col("shipped") * pl.col("price")).alias("revenue"),
@@ -884,9 +884,9 @@ def tie_out_problems(
     measures = ["volume", "revenue", "unconstrained_volume", "unconstrained_revenue"]
     fp = financial_plan
     out = [pl.DataFrame(schema=PROBLEM_SCHEMA)]
-    family = sku.group_by("scenario", "family", "month").agg(pl.col(measures).sum())
-    total = sku.group_by("scenario").agg(pl.col(measures).sum())
-    fp_total = fp.group_by("scenario").agg(pl.col(measures).sum())
+    family = sku.group_by("scenario", "family", "month", maintain_order=True).agg(pl.col(measures).sum())
+    total = sku.group_by("scenario", maintain_order=True).agg(pl.col(measures).sum())
+    fp_total = fp.group_by("scenario", maintain_order=True).agg(pl.col(measures).sum())
     keys = ["scenario", "family", "month"]
     for m in measures:  # four measures, each checked over whole frames
         joined = family.select(*keys, pl.col(m).alias("expected")).join(fp.select(*keys, pl.col(m).alias("actual")), on=keys, how="full", coalesce=True)
@@ -903,9 +903,9 @@ def tie_out_problems(
         premium = resources.select("resource", (pl.col("overtime_cost_per_hour") - pl.col("cost_per_hour")).clip(lower_bound=0.0).alias("premium"))
         expected = (
             _as_month(capacity_plan).join(premium, on="resource", how="left")
-            .group_by("scenario", "month").agg((pl.col("overtime_hours") * pl.col("premium").fill_null(0.0)).sum().alias("expected"))
+            .group_by("scenario", "month", maintain_order=True).agg((pl.col("overtime_hours") * pl.col("premium").fill_null(0.0)).sum().alias("expected"))
         )
-        actual = fp.group_by("scenario", "month").agg(pl.col("overtime_cost").sum().alias("actual"))
+        actual = fp.group_by("scenario", "month", maintain_order=True).agg(pl.col("overtime_cost").sum().alias("actual"))
         joined = expected.join(actual, on=["scenario", "month"], how="full", coalesce=True).with_columns(
             pl.col("expected", "actual").fill_null(0.0), pl.lit(ALL).alias("family")
         )
@@ -922,13 +922,13 @@ def coverage_problems(financial_plan: pl.DataFrame, supply_plan: pl.DataFrame, c
     families = pl.concat([
         cons.select("sku").join(products.select("sku", "family"), on="sku", how="left").select("family"),
         sp.select("sku").join(products.select("sku", "family"), on="sku", how="left").select("family"),
-    ]).unique()
-    months = pl.concat([sp.select("month"), cons.select("month")]).unique()
-    expected = sp.select("scenario").unique().join(families, how="cross").join(months, how="cross")
+    ]).unique(maintain_order=True)
+    months = pl.concat([sp.select("month"), cons.select("month")]).unique(maintain_order=True)
+    expected = sp.select("scenario").unique(maintain_order=True).join(families, how="cross").join(months, how="cross")
     keys = ["scenario", "family", "month"]
     fp = financial_plan.select(keys).with_columns(pl.col("month").cast(pl.Date))
     missing = expected.join(fp, on=keys, how="anti", nulls_equal=True).with_columns(pl.lit("missing family-month").alias("problem"))
-    duplicated = fp.group_by(keys).agg(pl.len().alias("n")).filter(pl.col("n") > 1).select(*keys, pl.lit("duplicate rows").alias("problem"))
+    duplicated = fp.group_by(keys, maintain_order=True).agg(pl.len().alias("n")).filter(pl.col("n") > 1).select(*keys, pl.lit("duplicate rows").alias("problem"))
     no_family = fp.filter(pl.col("family").is_null()).with_columns(pl.lit("family unknown (SKU not in the product master)").alias("problem"))
     numbers = [c for c in FINANCIAL_PLAN_COLUMNS if c in financial_plan.columns and c not in ("cycle", *keys)]
     not_finite = financial_plan.filter(pl.any_horizontal([~pl.col(c).is_finite().fill_null(False) for c in numbers])).select(
@@ -966,12 +966,12 @@ def reconciliation_problems(
                   pl.col(f"unconstrained_{m}").alias("reference"))
         for m in ("volume", "revenue")
     ], how="vertical").filter(_significant(pl.col("gap"), pl.col("reference"), gates)).select(*keys, "gap", pl.lit("supply gap").alias("kind"))
-    explained = rec.filter(pl.col("cause").is_not_null()).select(keys).unique()
+    explained = rec.filter(pl.col("cause").is_not_null()).select(keys).unique(maintain_order=True)
     missing = pl.concat([budget_gaps, supply_gaps], how="vertical").join(explained, on=keys, how="anti").select(
         *keys, pl.format("{} above tolerance has no reconciliation row with a cause", pl.col("kind")).alias("problem"), "gap"
     )
     no_cause = rec.filter(pl.col("cause").is_null()).select(*keys, pl.lit("reconciliation row without a cause").alias("problem"), pl.col("amount").alias("gap"))
-    sums = rec.group_by(keys).agg(pl.col("amount").sum().alias("total"), pl.coalesce("gap", "supply_gap").first().alias("gap"))
+    sums = rec.group_by(keys, maintain_order=True).agg(pl.col("amount").sum().alias("total"), pl.coalesce("gap", "supply_gap").first().alias("gap"))
     limit = pl.max_horizontal(pl.lit(gates.tie_out_tolerance), gates.tie_out_tolerance_rel * pl.col("gap").abs())
     not_adding = sums.filter((pl.col("total") - pl.col("gap")).abs() > limit).select(
         *keys, pl.format("components add up to {} instead of the gap", pl.col("total").round(2)).alias("problem"), "gap"
@@ -1006,7 +1006,7 @@ def consensus_as_supply_plan(consensus: pl.DataFrame, cycle: str) -> pl.DataFram
     """A baseline supply plan that ships the whole consensus: what the financial review prices
     when the supply review was skipped (no capacity and no material data). Nothing is short, so
     the plan equals the unconstrained view and inventory is not valued (ending_inventory 0)."""
-    return _as_month(consensus).group_by("sku", "month").agg(pl.col("quantity").sum().cast(pl.Float64)).select(
+    return _as_month(consensus).group_by("sku", "month", maintain_order=True).agg(pl.col("quantity").sum().cast(pl.Float64)).select(
         pl.lit(cycle_label(cycle)).alias("cycle"), pl.lit(BASELINE).alias("scenario"), "sku", "month",
         pl.col("quantity").alias("demand"), pl.col("quantity").alias("production"),
         pl.lit(0.0).alias("ending_inventory"), pl.lit(0.0).alias("shortfall"), pl.lit(0.0).alias("safety_stock"),
@@ -1069,11 +1069,11 @@ def revenue_margin_chart(financial_plan: pl.DataFrame, budget: pl.DataFrame | No
     # Figure renders with Agg; no pyplot global state
     from matplotlib.figure import Figure
 
-    plan = financial_plan.filter(pl.col("scenario") == scenario).group_by("month").agg(
+    plan = financial_plan.filter(pl.col("scenario") == scenario).group_by("month", maintain_order=True).agg(
         pl.col("revenue", "gross_margin", "unconstrained_revenue").sum()
     ).sort("month")
     bud = (
-        _budget(budget).group_by("month").agg(pl.col("revenue", "gross_margin").sum()).join(plan.select("month"), on="month", how="semi").sort("month")
+        _budget(budget).group_by("month", maintain_order=True).agg(pl.col("revenue", "gross_margin").sum()).join(plan.select("month"), on="month", how="semi").sort("month")
         if budget is not None and budget.height else None
     )
     fig = Figure(figsize=(10, 6))
@@ -1101,7 +1101,7 @@ def bridge_chart(plan_bridge: pl.DataFrame, comparison: str = "budget_to_plan", 
 
     steps = (
         plan_bridge.filter((pl.col("comparison") == comparison) & (pl.col("scenario") == scenario))
-        .group_by("step", "step_order").agg(pl.col("value").sum()).sort("step_order")
+        .group_by("step", "step_order", maintain_order=True).agg(pl.col("value").sum()).sort("step_order")
     )
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()

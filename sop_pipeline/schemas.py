@@ -240,7 +240,8 @@ class SupplyExceptions(_Scenario):
     constraint_kind: str = pa.Field(nullable=True)
     constraint: str = pa.Field(nullable=True)
     shadow_price: float = pa.Field(nullable=True, ge=-1e-6)
-    explanation: str
+    # null when no constraint could be identified: the supply checkpoint counts it as unexplained
+    explanation: str = pa.Field(nullable=True)
 
 
 # --- financial review ------------------------------------------------------------------------

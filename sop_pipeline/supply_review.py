@@ -5,14 +5,32 @@ consensus demand, and if not, which resource or material stops it and what would
 hour or one more unit of it be worth? It does so with one linear program per scenario: the
 demand, the inventory targets, capacity by resource and month, materials with their lead times
 and supplier limits all meet in a single money objective, and HiGHS finds the cheapest plan.
-The LP's duals are the answer to the second half of the question: the shadow price of a
-capacity row is what one more hour of that resource in that month saves.
+The LP's duals answer the second half of the question: the shadow price of a capacity row is
+what one more hour of that resource in that month saves.
 
-Planning level. A monolithic SKU-level LP does not scale (about 500k columns at 5,000 SKUs took
-HiGHS 140-150 s), and S&OP decides volumes, not SKU schedules. So the default is the rough-cut
-level: one planning item per product family (split further by routing, see below), planned on
-net requirements, with per-SKU production and inventory recovered afterwards by a fair-share
-disaggregation. `planning.level: sku` in `models/supply.yaml` plans every SKU in the LP instead.
+How the plan is made, step by step:
+
+1. `compute_inventory_targets`: safety stock from the forecast's own p10-p90 spread and the
+   segment's service level, plus cycle stock.
+2. Planning items. A monolithic SKU-level LP does not scale (about 500k columns at 5,000 SKUs
+   took HiGHS 140-150 s) and S&OP decides volumes, not SKU schedules. So by default the LP plans
+   rough-cut items, a family on its primary resource (`_items`), on net requirements (what
+   each SKU's own stock and open orders leave uncovered), with requirement-weighted average
+   hours and bills of materials. `planning.level: sku` plans every SKU instead.
+3. The LP (`_build_lp`), built from index arithmetic and scipy.sparse, passed to HiGHS in one
+   call; primal values and duals come back as arrays.
+4. SKU detail (`_disaggregate`): a fair-share split of each item's production to its SKUs, then
+   the MRP check of that SKU plan against capacity, its own BOMs, lead times and supplier
+   capacity. Every output table is written from this executable SKU plan.
+5. Diagnosis: exceptions per SKU-month with the constraint behind them, a bottleneck ranking,
+   and `check_plan_feasibility`, which re-checks the tables without the solver.
+
+Missing data: without any capacity data (resources + routings) and any material data
+(materials + bom) there is nothing to plan against and `plan_supply` raises
+`SupplyDataMissing`, which the pipeline reports as "supply review skipped". With only one of
+the two, the other is planned without limits and the result's `notes` say so; SKUs without a
+routing are made without a capacity limit at their standard cost; missing stock or open
+orders count as none.
 
 Everything here is a plain function on polars frames; nothing opens a file except the two YAML
 loaders, and nothing knows about Dagster.
@@ -46,6 +64,8 @@ SHORTFALL_MODES = ("backorder", "lost_sales")
 # Quantities below this are solver noise, not a shortage or a load.
 QTY_TOL = 1e-3
 OVERLAY_KINDS = ("demand_change", "capacity_change", "lead_time_change")
+# An exception in month t is explained by constraints binding in months t-3..t.
+EXPLAIN_LOOKBACK_MONTHS = 3
 
 
 class SupplyDataMissing(Exception):
@@ -228,6 +248,13 @@ _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
+_SORT_KEYS: dict[str, list[str]] = {
+    "products": ["sku"], "demand": ["sku", "month"], "segmentation": ["sku"], "resources": ["resource"],
+    "routings": ["sku", "resource"], "materials": ["material"], "bom": ["sku", "material"], "inventory": ["sku"],
+    "open_supply": ["item_type", "item", "month"], "resource_calendar": ["resource", "month"],
+}
+
+
 def _as_month(column: str, dtype: pl.DataType) -> pl.Expr:
     if dtype == pl.Date:
         return pl.col(column)
@@ -258,7 +285,10 @@ def _typed(frame: pl.DataFrame | None, name: str) -> pl.DataFrame:
             exprs.append(_as_month(column, frame.schema[column]).alias(column))
         else:
             exprs.append(pl.col(column).cast(dtype, strict=False))
-    return frame.with_columns(exprs)
+    # A fixed row order makes the LP identical run after run: an LP with several optimal
+    # plans would otherwise return another one, and an unchanged rerun would look like a new
+    # plan version to the approval step.
+    return frame.with_columns(exprs).sort(_SORT_KEYS[name])
 
 
 @dataclass(frozen=True)
@@ -373,10 +403,14 @@ def apply_scenario(inputs: SupplyInputs, scenario: Scenario) -> SupplyInputs:
             if inputs.resources.filter(pl.col("resource") == resource).height == 0:
                 raise ValueError(f"{where}: unknown resource {resource!r}")
             factor = float(p["factor"])
+            # overtime: true (default) scales overtime hours by the same factor, false leaves
+            # them as they are, a number is the overtime hours' own factor (0 = no overtime).
+            overtime = p.get("overtime", True)
+            ot_factor = factor if overtime is True else 1.0 if overtime is False else float(overtime)
             hit = (pl.col("resource") == resource) & pl.col("month").is_in(_month_window(p.get("months"), months))
-            columns = ["capacity_hours", "overtime_hours"] if p.get("overtime", True) else ["capacity_hours"]
             calendar = inputs.capacity_calendar().with_columns(
-                [pl.when(hit).then(pl.col(c) * factor).otherwise(pl.col(c)).alias(c) for c in columns]
+                pl.when(hit).then(pl.col("capacity_hours") * factor).otherwise(pl.col("capacity_hours")).alias("capacity_hours"),
+                pl.when(hit).then(pl.col("overtime_hours") * ot_factor).otherwise(pl.col("overtime_hours")).alias("overtime_hours"),
             )
             inputs = replace(inputs, resource_calendar=calendar)
         elif overlay.kind == "lead_time_change":
@@ -549,7 +583,9 @@ def _company(inputs: SupplyInputs, targets: pl.DataFrame) -> _Company:
     routings = inputs.routings.join(sku_ix, on="sku")
     res_names = inputs.resources.get_column("resource").unique().sort()
     res_ix = _index(res_names, "resource")
-    routings = routings.join(res_ix, on="resource")
+    # Joins do not keep row order; sums over routing and BOM rows must add in the same order
+    # every run, or a rerun would produce a plan that differs in the last digits.
+    routings = routings.join(res_ix, on="resource").sort("sku_i", "resource_i")
     has_capacity = routings.height > 0
     R = res_ix.height
     res = res_ix.join(inputs.resources, on="resource", how="left").sort("resource_i")
@@ -560,7 +596,7 @@ def _company(inputs: SupplyInputs, targets: pl.DataFrame) -> _Company:
     mat_names = inputs.materials.get_column("material").unique().sort()
     mat_ix = _index(mat_names, "material")
     mats = mat_ix.join(inputs.materials, on="material", how="left").sort("material_i")
-    bom = inputs.bom.join(sku_ix, on="sku").join(mat_ix, on="material")
+    bom = inputs.bom.join(sku_ix, on="sku").join(mat_ix, on="material").sort("sku_i", "material_i")
     has_materials = bom.height > 0
     M = mat_ix.height
     osm = inputs.open_supply.filter(pl.col("item_type") == "material").rename({"item": "material"}).join(mat_ix, on="material").join(month_ix, on="month")
@@ -715,19 +751,26 @@ def _disaggregate(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, receipt
     b_order = np.argsort(c.b_sku, kind="stable")
     r_order = np.argsort(c.r_sku, kind="stable")
 
-    def min_per_sku(sku_of_row: np.ndarray, order: np.ndarray, values: np.ndarray) -> np.ndarray:
-        out = np.ones(n)
+    def min_per_sku(sku_of_row: np.ndarray, order: np.ndarray, values: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per SKU the smallest value over its rows, and the label (resource or material) of it."""
+        out, which = np.ones(n), np.full(n, -1, dtype=np.int64)
         if len(order):
-            s = sku_of_row[order]
+            s, v = sku_of_row[order], values[order]
             starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-            out[s[starts]] = np.minimum.reduceat(values[order], starts)
-        return out
+            low = np.minimum.reduceat(v, starts)
+            seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(s)]))
+            first = np.minimum.reduceat(np.where(v <= low[seg], np.arange(len(s)), len(s)), starts)
+            out[s[starts]], which[s[starts]] = low, label[order][np.minimum(first, len(s) - 1)]
+        return out, which
 
     prod, inv, short = (np.zeros((n, T)) for _ in range(3))
     row_prod = np.zeros((len(c.r_sku), T))
     load, usage, rec, mstock = np.zeros((R, T)), np.zeros((M, T)), np.zeros((M, T)), np.zeros((M, T))
     stock, backlog, mat_level = c.I0.copy(), np.zeros(n), c.M0.copy()
     owed = np.zeros(len(it.names))  # planned volume an item could not make yet: it is made up later
+    # Where SKU detail had to cut a SKU: 1 capacity, 2 material, and which resource or material.
+    limit_kind = np.zeros((n, T), dtype=np.int8)
+    limit_ref = np.full((n, T), -1, dtype=np.int64)
     for t in range(T):  # a recursion in time, vectorised over SKUs, routings and materials
         avail = stock + c.OSP[:, t] - backlog
         on_alt = _fair_share(c, t, X[:, t], c.r_sku[alt_rows], it.row_pair[alt_rows], avail, cum_demand)
@@ -740,19 +783,20 @@ def _disaggregate(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, receipt
         for attempt in range(3):
             # Row fractions are fixed within one check, so cutting a SKU by the tightest ratio
             # of its resources and materials brings every one of them within its limit.
-            share = np.divide(rows, p[c.r_sku], out=np.zeros(len(rows)), where=p[c.r_sku] > 0)
             hours = np.bincount(c.r_res, weights=rows * c.r_hours, minlength=R)
             # Solver noise (a millionth) is not a shortage.
             cap_ratio = np.divide(c.cap[:, t] + c.ot[:, t] + 1e-6 * (1 + hours), hours, out=np.ones(R), where=hours > 0).clip(0, 1)
             need = bom @ p
             topup = np.clip(need - material_in, 0.0, receipt_cap[:, t] - receipts[:, t])
             mat_ratio = np.divide(material_in + topup + 1e-6 * (1 + need), need, out=np.ones(M), where=need > 0).clip(0, 1)
-            f = np.minimum(
-                min_per_sku(c.r_sku, r_order, np.where(rows > 0, cap_ratio[c.r_res], 1.0)),
-                min_per_sku(c.b_sku, b_order, mat_ratio[c.b_mat]),
-            )
+            f_cap, by_res = min_per_sku(c.r_sku, r_order, np.where(rows > 0, cap_ratio[c.r_res], 1.0), c.r_res)
+            f_mat, by_mat = min_per_sku(c.b_sku, b_order, mat_ratio[c.b_mat], c.b_mat)
+            f = np.minimum(f_cap, f_mat)
             if (f >= 1 - 1e-9).all() or attempt == 2:
                 break
+            hit = f < 1 - 1e-9
+            limit_kind[hit, t] = np.where(f_cap[hit] <= f_mat[hit], 1, 2)
+            limit_ref[hit, t] = np.where(f_cap[hit] <= f_mat[hit], by_res[hit], by_mat[hit])
             freed = p * (1 - f)
             p, rows = p * f, rows * f[c.r_sku]
             if attempt == 0 and freed.sum() > QTY_TOL:
@@ -777,7 +821,7 @@ def _disaggregate(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, receipt
         stock = inv[:, t]
         backlog = short[:, t] if backorder else np.zeros(n)
     return {"production": prod, "inventory": inv, "shortfall": short, "row_production": row_prod, "load": load,
-            "usage": usage, "receipts": rec, "material_stock": mstock}
+            "usage": usage, "receipts": rec, "material_stock": mstock, "limit_kind": limit_kind, "limit_ref": limit_ref}
 
 
 @dataclass
@@ -1108,11 +1152,15 @@ def _solve(lp: _LP, settings: SupplySettings) -> tuple[str, bool, float | None, 
 class SupplyResult:
     """One scenario's supply plan, its diagnosis and how long each stage took.
 
-    Frames (all carry cycle and scenario): `supply_plan` per SKU and month, `capacity_plan` per
-    resource and month, `material_plan` per material and month, `production_plan` per planning
-    item, resource and month (the rough-cut plan), `supply_exceptions` per SKU-month with
-    shortfall or stock below target and the constraint behind it, `bottlenecks` ranked by
-    shadow price x load. `lp_size` has rows, cols and nonzeros; `timings` seconds per stage.
+    Frames (columns in `OUTPUT_SCHEMAS`, all with cycle and scenario): `supply_plan` per SKU
+    and month, `capacity_plan` per resource and month, `material_plan` per material and month,
+    `production_plan` per planning item, resource and month (what the LP planned next to what
+    the SKU plan makes), `supply_exceptions` per SKU-month with shortfall or stock below target
+    and the constraint behind it, `bottlenecks` ranked by shadow price x usage. `status` is
+    HiGHS's model status ("Optimal" when solved); `objective` the LP's value; `cost_breakdown`
+    the SKU plan's money by cost term; `lp_size` rows, cols, nonzeros and planning items;
+    `timings` seconds per stage; `notes` what was planned without limits and why. `detail`
+    keeps the arrays behind the frames for `evaluate_on_sku_detail` (not for storage).
     """
 
     cycle: str
@@ -1135,6 +1183,42 @@ class SupplyResult:
     detail: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+_KEY = {"cycle": pl.Utf8, "scenario": pl.Utf8}
+F64 = pl.Float64
+# The columns and types of every table a result carries (the contract for the warehouse and BI).
+OUTPUT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "supply_plan": {
+        **_KEY, "sku": pl.Utf8, "family": pl.Utf8, "month": pl.Date, "demand": F64, "open_supply": F64, "production": F64,
+        "ending_inventory": F64, "shortfall": F64, "safety_stock": F64, "target_inventory": F64,
+    },
+    "capacity_plan": {
+        **_KEY, "resource": pl.Utf8, "plant": pl.Utf8, "month": pl.Date, "capacity_hours": F64, "overtime_available": F64,
+        "load_hours": F64, "overtime_hours": F64, "utilization": F64, "shadow_price": F64,
+    },
+    "material_plan": {
+        **_KEY, "material": pl.Utf8, "supplier": pl.Utf8, "month": pl.Date, "requirement": F64, "purchase": F64,
+        "purchase_receipts": F64, "open_supply": F64, "ending_inventory": F64, "shadow_price": F64,
+    },
+    "production_plan": {
+        **_KEY, "family": pl.Utf8, "item": pl.Utf8, "resource": pl.Utf8, "plant": pl.Utf8, "month": pl.Date,
+        "planned_production": F64, "production": F64, "load_hours": F64,
+    },
+    "supply_exceptions": {
+        **_KEY, "sku": pl.Utf8, "family": pl.Utf8, "month": pl.Date, "exception": pl.Utf8, "demand": F64, "shortfall": F64,
+        "below_target": F64, "constraint_kind": pl.Utf8, "constraint": pl.Utf8, "constraint_month": pl.Date, "shadow_price": F64,
+        "value_per_unit": F64, "evidence": pl.Utf8, "explanation": pl.Utf8,
+    },
+    "bottlenecks": {
+        **_KEY, "rank": pl.Int64, "kind": pl.Utf8, "constraint": pl.Utf8, "plant": pl.Utf8, "binding_months": pl.Int64,
+        "max_shadow_price": F64, "shadow_value": F64, "usage": F64, "peak_utilization": F64,
+    },
+}
+
+
+def _conform(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    return frame.select([pl.col(column).cast(dtype) for column, dtype in OUTPUT_SCHEMAS[name].items()])
+
+
 def _grid(names: np.ndarray, months: list[dt.date], name: str) -> dict[str, pl.Series]:
     T = len(months)
     k = len(names)
@@ -1144,11 +1228,17 @@ def _grid(names: np.ndarray, months: list[dt.date], name: str) -> dict[str, pl.S
     }
 
 
-def _prefix_best(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Running maximum over months and the month it came from, row by row."""
+def _recent_best(values: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and month t, the largest value over months t-lookback..t and the month it is in."""
     T = values.shape[1]
-    best = np.maximum.accumulate(values, axis=1)
-    month = np.maximum.accumulate(np.where(values >= best, np.arange(T)[None, :], -1), axis=1)
+    best = values.copy()
+    month = np.repeat(np.arange(T)[None, :], values.shape[0], axis=0)
+    for k in range(1, lookback + 1):  # a handful of shifts, each over whole arrays
+        earlier = np.full_like(values, -np.inf)
+        earlier[:, k:] = values[:, :-k]
+        better = earlier > best
+        best = np.where(better, earlier, best)
+        month = np.where(better, month - k, month)
     return best, month
 
 
@@ -1188,10 +1278,9 @@ def plan_supply(
     baseline's targets so that they differ only in what their overlays change). Raises
     `SupplyDataMissing` when there is neither capacity nor material data.
 
-    At family level the LP plans each family (split by routing signature) on net requirements
-    with requirement-weighted average hours and material usage; the fair-share disaggregation
-    then gives per-SKU production, inventory and shortfall. At SKU level the LP's own values
-    are the SKU plan. Capacity, material and production plans are the LP's.
+    The LP plans items (a family on a primary resource, or SKUs; see `_items`); the SKU plan
+    that every output table is written from comes from `_disaggregate`. `objective` is the
+    LP's; `cost_breakdown` is the money of the SKU plan with the same cost terms.
     """
     t_start = time.perf_counter()
     inputs = inputs.typed()
@@ -1217,11 +1306,10 @@ def plan_supply(
     def block(name: str, size: int) -> np.ndarray:
         return np.maximum(x[lp.offsets[name]: lp.offsets[name] + size * T].reshape(size, T), 0.0)
 
-    X, Y, E, U, S = block("X", P), block("Y", G), block("E", G), block("U", G), block("S", G)
+    X, Y, U, S = block("X", P), block("Y", G), block("U", G), block("S", G)
     mats_in = np.flatnonzero(it.in_lp)
     Qr, Mi = np.zeros((M, T)), np.zeros((M, T))
     Qr[mats_in], Mi[mats_in] = block("Q", len(mats_in)), block("M", len(mats_in))
-    I = np.maximum(it.TGT - U + E, 0.0)
     mat_dual = np.zeros((M, T))
     mat_dual[mats_in] = duals[lp.rows["MAT"]: lp.rows["MAT"] + len(mats_in) * T].reshape(len(mats_in), T)
     cap_dual = duals[lp.rows["CAP"]: lp.rows["CAP"] + R * T].reshape(R, T)
@@ -1229,8 +1317,10 @@ def plan_supply(
     # Material rows price a unit at its purchase cost when it can still be bought; what one more
     # unit in that month is worth above that is the scarcity (lead time or supplier capacity).
     rent = np.where(it.in_lp[:, None], np.maximum(-mat_dual - c.mcost[:, None], 0.0), 0.0)
-    rent[rent < 1e-7 * np.maximum(c.mcost[:, None], 1.0)] = 0.0
-    shadow[shadow < 1e-9] = 0.0
+    # An interior-point solution (no crossover) leaves tiny duals on rows that do not bind:
+    # a tenth of a cent per hour, or a thousandth of a material's price, is no bottleneck.
+    shadow[shadow < 1e-4 * np.maximum(c.cph[:, None], 1.0)] = 0.0
+    rent[rent < 1e-3 * np.maximum(c.mcost[:, None], 1.0)] = 0.0
 
     # SKU detail: the executable plan every output table is written from.
     detail = _disaggregate(c, it, X, Y, Qr, settings)
@@ -1267,7 +1357,7 @@ def plan_supply(
     }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), "material", "supplier", "month", "requirement",
               "purchase", "purchase_receipts", "open_supply", "ending_inventory", "shadow_price")
     production_plan = _production_plan(c, it, X, Y, detail, cycle, scenario)
-    exceptions = _exceptions(c, it, settings, sku_inv, sku_short, S, U, shadow, rent, cycle, scenario)
+    exceptions = _exceptions(c, it, settings, detail, S, U, shadow, rent, cycle, scenario)
     bottlenecks = _bottlenecks(c, load, shadow, rent, usage, cycle, scenario)
     cost_breakdown = _plan_cost(c, settings, detail)
     timings["report"] = time.perf_counter() - t_disaggregated
@@ -1275,8 +1365,10 @@ def plan_supply(
     return SupplyResult(
         cycle=cycle, scenario=scenario, planning_level=settings.planning_level, shortfall_mode=settings.shortfall_mode,
         status=status, optimal=optimal, objective=objective, lp_size=lp_size, timings=timings, notes=c.notes,
-        cost_breakdown=cost_breakdown, supply_plan=supply_plan, capacity_plan=capacity_plan, material_plan=material_plan,
-        production_plan=production_plan, supply_exceptions=exceptions, bottlenecks=bottlenecks,
+        cost_breakdown=cost_breakdown,
+        **{name: _conform(frame, name) for name, frame in (
+            ("supply_plan", supply_plan), ("capacity_plan", capacity_plan), ("material_plan", material_plan),
+            ("production_plan", production_plan), ("supply_exceptions", exceptions), ("bottlenecks", bottlenecks))},
         detail={"company": c, "items": it, "X": X, "Y": Y, "lp_receipts": Qr, **detail},
     )
 
@@ -1337,45 +1429,60 @@ def _production_plan(c: _Company, it: _Items, X: np.ndarray, Y: np.ndarray, deta
     }).select(pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario"), pl.all())
 
 
-def _exceptions(c, it, settings, sku_inv, sku_short, S, U, shadow, rent, cycle, scenario) -> pl.DataFrame:
+def _exceptions(c, it, settings, detail, S, U, shadow, rent, cycle, scenario) -> pl.DataFrame:
     """Each SKU-month short of demand or below target, with the constraint that explains it.
 
-    The explanation is read from the duals: among the capacity rows of the SKU's routings and
-    the material rows of its BOM, in its month or any month before (stock for a month is built
-    up to then), the one where one more hour or unit would be worth most to this SKU: shadow
-    price x hours per unit, or scarcity value x quantity per unit. When no constraint binds, the
-    gap is a cost trade-off the penalties in `models/supply.yaml` allow ('cost'), or, at family
-    level, a SKU mix the family total covers but this SKU's share does not ('mix').
+    The explanation is read from the duals first (`evidence` 'dual'): among the capacity rows
+    of the SKU's routings and the material rows of its BOM, in its month or the
+    `EXPLAIN_LOOKBACK_MONTHS` before (stock for a month is built in the months before it; a
+    constraint from much earlier explains little), the one where one more hour or unit would be
+    worth most to this SKU: shadow price x hours per unit, or scarcity value x quantity per
+    unit. Where no dual binds but the SKU plan had to cut this SKU (its own mix needed more of
+    a resource or material than the family plan assumed, and it could not be bought or moved
+    in time), that resource or material is named (`evidence` 'sku_detail', no shadow price).
+    Otherwise no constraint is identified and `explanation` is null; `constraint_kind` says
+    whether the LP's own item was short too, a cost trade-off the penalties in
+    `models/supply.yaml` allow ('cost'), or only the SKU: a mix the family total covers but this
+    SKU's share does not ('mix').
     """
     n, T = c.D.shape
+    sku_inv, sku_short = detail["inventory"], detail["shortfall"]
     below = np.maximum(c.TGT - sku_inv, 0.0)
     flag = (sku_short > QTY_TOL) | (below > QTY_TOL)
     sku_i, month_i = np.nonzero(flag)
-    schema = {
-        "cycle": pl.Utf8, "scenario": pl.Utf8, "sku": pl.Utf8, "family": pl.Utf8, "month": pl.Date, "exception": pl.Utf8,
-        "demand": pl.Float64, "shortfall": pl.Float64, "below_target": pl.Float64, "constraint_kind": pl.Utf8, "constraint": pl.Utf8,
-        "constraint_month": pl.Date, "shadow_price": pl.Float64, "value_per_unit": pl.Float64, "explanation": pl.Utf8,
-    }
+    schema = OUTPUT_SCHEMAS["supply_exceptions"]
     if len(sku_i) == 0:
         return pl.DataFrame(schema=schema)
-    cap_val, cap_month = _prefix_best(shadow[c.r_res] * c.r_hours[:, None]) if len(c.r_res) else (np.zeros((0, T)), np.zeros((0, T), dtype=np.int64))
-    mat_val, mat_month = _prefix_best(rent[c.b_mat] * c.b_qty[:, None]) if len(c.b_mat) else (np.zeros((0, T)), np.zeros((0, T), dtype=np.int64))
+    empty = (np.zeros((0, T)), np.zeros((0, T), dtype=np.int64))
+    cap_val, cap_month = _recent_best(shadow[c.r_res] * c.r_hours[:, None], EXPLAIN_LOOKBACK_MONTHS) if len(c.r_res) else empty
+    mat_val, mat_month = _recent_best(rent[c.b_mat] * c.b_qty[:, None], EXPLAIN_LOOKBACK_MONTHS) if len(c.b_mat) else empty
     cv, cl, cm = _best_per_sku(n, c.r_sku, cap_val, cap_month, np.repeat(c.r_res[:, None], T, axis=1))
     mv, ml, mm = _best_per_sku(n, c.b_sku, mat_val, mat_month, np.repeat(c.b_mat[:, None], T, axis=1))
-    cv, cl, cm, mv, ml, mm = (a[sku_i, month_i] for a in (cv, cl, cm, mv, ml, mm))
+    # The latest cut SKU detail made for this SKU up to the month.
+    last_cut = np.maximum.accumulate(np.where(detail["limit_kind"] > 0, np.arange(T)[None, :], -1), axis=1)
+    cut_kind = np.where(last_cut >= 0, np.take_along_axis(detail["limit_kind"], np.maximum(last_cut, 0), axis=1), 0)
+    cut_ref = np.take_along_axis(detail["limit_ref"], np.maximum(last_cut, 0), axis=1)
+    cv, cl, cm, mv, ml, mm, ck, cr, ct = (a[sku_i, month_i] for a in (cv, cl, cm, mv, ml, mm, cut_kind, cut_ref, last_cut))
     use_cap = (cv >= mv) & (cv > 1e-9)
     use_mat = ~use_cap & (mv > 1e-9)
+    by_dual = use_cap | use_mat
+    cut_cap = ~by_dual & (ck == 1)
+    cut_mat = ~by_dual & (ck == 2)
     item = it.item_of_sku[sku_i]
     item_gap = (S[item, month_i] > QTY_TOL) | (U[item, month_i] > QTY_TOL)
-    kind = np.where(use_cap, "capacity", np.where(use_mat, "material", np.where(item_gap | (settings.planning_level == "sku"), "cost", "mix")))
-    res_names = c.resources.astype(object)
-    mat_names = c.materials.astype(object)
-    constraint = np.where(use_cap, res_names[np.maximum(cl, 0)] if len(res_names) else None,
-                          np.where(use_mat, mat_names[np.maximum(ml, 0)] if len(mat_names) else None, None))
-    cmonth = np.where(use_cap, cm, np.where(use_mat, mm, -1))
-    price = np.where(use_cap, shadow[np.maximum(cl, 0), np.maximum(cm, 0)] if len(res_names) else 0.0,
-                     np.where(use_mat, rent[np.maximum(ml, 0), np.maximum(mm, 0)] if len(mat_names) else 0.0, np.nan))
-    value = np.where(use_cap, cv, np.where(use_mat, mv, np.nan))
+    kind = np.select(
+        [use_cap | cut_cap, use_mat | cut_mat, item_gap | (settings.planning_level == "sku")], ["capacity", "material", "cost"], "mix"
+    )
+    res_names = np.append(c.resources.astype(object), None)  # index -1 reads None
+    mat_names = np.append(c.materials.astype(object), None)
+    constraint = np.select(
+        [use_cap, use_mat, cut_cap, cut_mat], [res_names[cl], mat_names[ml], res_names[np.where(ck == 1, cr, -1)], mat_names[np.where(ck == 2, cr, -1)]], None
+    )
+    cmonth = np.select([use_cap, use_mat, cut_cap | cut_mat], [cm, mm, ct], -1)
+    price = np.select([use_cap, use_mat], [shadow[np.maximum(cl, 0), np.maximum(cm, 0)] if len(c.resources) else 0.0,
+                                           rent[np.maximum(ml, 0), np.maximum(mm, 0)] if len(c.materials) else 0.0], np.nan)
+    value = np.select([use_cap, use_mat], [cv, mv], np.nan)
+    evidence = np.select([by_dual, cut_cap | cut_mat], ["dual", "sku_detail"], "none")
     short, gap = sku_short[sku_i, month_i], below[sku_i, month_i]
     months = pl.Series(c.months, dtype=pl.Date)
     frame = pl.DataFrame({
@@ -1385,17 +1492,26 @@ def _exceptions(c, it, settings, sku_inv, sku_short, S, U, shadow, rent, cycle, 
         "shortfall": short, "below_target": gap, "constraint_kind": kind,
         "constraint": pl.Series(list(constraint), dtype=pl.Utf8),
         "constraint_month": months.gather(np.maximum(cmonth, 0)), "_has": cmonth >= 0,
-        "shadow_price": price, "value_per_unit": value,
-    }).with_columns(pl.when(pl.col("_has")).then(pl.col("constraint_month")).alias("constraint_month"))
-    what = pl.when(pl.col("constraint_kind") == "capacity").then(
-        pl.format("{} capacity is full in {}: one more hour is worth {}, {} per unit of this SKU",
-                  "constraint", pl.col("constraint_month").dt.strftime("%Y-%m"), pl.col("shadow_price").round(2), pl.col("value_per_unit").round(2))
-    ).when(pl.col("constraint_kind") == "material").then(
-        pl.format("material {} is scarce in {} (lead time or supplier capacity): one more unit is worth {} above its cost, {} per unit of this SKU",
-                  "constraint", pl.col("constraint_month").dt.strftime("%Y-%m"), pl.col("shadow_price").round(2), pl.col("value_per_unit").round(2))
-    ).when(pl.col("constraint_kind") == "mix").then(
-        pl.lit("the family plan covers the family; this SKU's fair share of it does not (mix within the family)")
-    ).otherwise(pl.lit("no capacity or material binds: supplying it costs more than the shortfall or below-target penalty"))
+        "shadow_price": price, "value_per_unit": value, "evidence": evidence,
+    }).with_columns(
+        pl.when(pl.col("_has")).then(pl.col("constraint_month")).alias("constraint_month"),
+        pl.col("shadow_price", "value_per_unit").fill_nan(None),  # unknown, not a number
+    )
+    when = pl.col("constraint_month").dt.strftime("%Y-%m")
+    what = (
+        pl.when((pl.col("evidence") == "dual") & (pl.col("constraint_kind") == "capacity")).then(
+            pl.format("{} capacity is full in {}: one more hour is worth {}, {} per unit of this SKU",
+                      "constraint", when, pl.col("shadow_price").round(2), pl.col("value_per_unit").round(2)))
+        .when(pl.col("evidence") == "dual").then(
+            pl.format("material {} is scarce in {} (lead time or supplier capacity): one more unit is worth {} above its cost, {} per unit of this SKU",
+                      "constraint", when, pl.col("shadow_price").round(2), pl.col("value_per_unit").round(2)))
+        .when(pl.col("evidence") == "sku_detail").then(
+            pl.format("{} ran out for this SKU in {}: its own mix needed more than the family plan assumed, and it could not be bought or moved in time",
+                      "constraint", when))
+        # No constraint identified: no explanation (the checkpoint counts these as unexplained);
+        # constraint_kind still says 'cost' (the penalties allow it) or 'mix' (family covered).
+        .otherwise(pl.lit(None, dtype=pl.Utf8))
+    )
     return frame.with_columns(what.alias("explanation"), pl.lit(cycle).alias("cycle"), pl.lit(scenario).alias("scenario")).select(list(schema))
 
 
@@ -1423,22 +1539,11 @@ def _bottlenecks(c, load, shadow, rent, requirement, cycle, scenario) -> pl.Data
 
 
 def _empty_result(cycle, scenario, settings, status, lp_size, timings, notes) -> SupplyResult:
-    def empty(**cols):
-        return pl.DataFrame(schema={"cycle": pl.Utf8, "scenario": pl.Utf8, **cols})
-
+    frames = {name: pl.DataFrame(schema=schema) for name, schema in OUTPUT_SCHEMAS.items()}
     return SupplyResult(
         cycle=cycle, scenario=scenario, planning_level=settings.planning_level, shortfall_mode=settings.shortfall_mode,
-        status=status, optimal=False, objective=None, lp_size=lp_size, timings=timings, notes=[*notes, f"no plan: solver status {status}"],
-        cost_breakdown={},
-        supply_plan=empty(sku=pl.Utf8, family=pl.Utf8, month=pl.Date, demand=pl.Float64, open_supply=pl.Float64, production=pl.Float64,
-                          ending_inventory=pl.Float64, shortfall=pl.Float64, safety_stock=pl.Float64, target_inventory=pl.Float64),
-        capacity_plan=empty(resource=pl.Utf8, plant=pl.Utf8, month=pl.Date, capacity_hours=pl.Float64, overtime_available=pl.Float64,
-                            load_hours=pl.Float64, overtime_hours=pl.Float64, utilization=pl.Float64, shadow_price=pl.Float64),
-        material_plan=empty(material=pl.Utf8, supplier=pl.Utf8, month=pl.Date, requirement=pl.Float64, purchase=pl.Float64,
-                            purchase_receipts=pl.Float64, open_supply=pl.Float64, ending_inventory=pl.Float64, shadow_price=pl.Float64),
-        production_plan=empty(family=pl.Utf8, item=pl.Utf8, resource=pl.Utf8, plant=pl.Utf8, month=pl.Date, production=pl.Float64, load_hours=pl.Float64),
-        supply_exceptions=empty(sku=pl.Utf8, family=pl.Utf8, month=pl.Date),
-        bottlenecks=empty(rank=pl.Int64, kind=pl.Utf8, constraint=pl.Utf8),
+        status=status, optimal=False, objective=None, lp_size=lp_size, timings=timings,
+        notes=[*notes, f"no plan: solver status {status}"], cost_breakdown={}, **frames,
     )
 
 
@@ -1683,13 +1788,14 @@ def _png(fig: Any) -> bytes:
 
 def capacity_chart(capacity_plan: pl.DataFrame, bottlenecks: pl.DataFrame, top_n: int = 4, scenario: str = BASELINE) -> bytes:
     """Load against capacity and capacity + overtime for the top bottleneck resources (PNG)."""
-    from matplotlib.figure import Figure  # Figure renders with Agg; no pyplot global state
+    # A bare Figure renders with Agg and touches no pyplot global state.
+    from matplotlib.figure import Figure
 
     plan = capacity_plan.filter(pl.col("scenario") == scenario)
     ranked = bottlenecks.filter((pl.col("scenario") == scenario) & (pl.col("kind") == "capacity"))["constraint"].to_list()
     busiest = plan.group_by("resource").agg(pl.col("utilization").max()).sort("utilization", descending=True)["resource"].to_list()
     chosen = list(dict.fromkeys(ranked + busiest))[:top_n]
-    fig = Figure(figsize=(10, 2.6 * max(len(chosen), 1)))
+    fig = Figure(figsize=(10, 2.6 * max(len(chosen), 1)), layout="constrained")
     for k, resource in enumerate(chosen, start=1):
         ax = fig.add_subplot(len(chosen), 1, k)
         rows = plan.filter(pl.col("resource") == resource).sort("month")
@@ -1716,7 +1822,7 @@ def inventory_chart(supply_plan: pl.DataFrame, top_n: int = 4, scenario: str = B
         pl.col("demand").sum(),
     ).sort("risk", "demand", descending=True)
     chosen = risk["family"].head(top_n).to_list()
-    fig = Figure(figsize=(10, 2.6 * max(len(chosen), 1)))
+    fig = Figure(figsize=(10, 2.6 * max(len(chosen), 1)), layout="constrained")
     for k, family in enumerate(chosen, start=1):
         ax = fig.add_subplot(len(chosen), 1, k)
         rows = fam.filter(pl.col("family") == family).sort("month")

@@ -79,7 +79,13 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 
 
 def read_table(con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: list | None = None) -> pl.DataFrame:
-    return query(con, f"select * from {table}" + (f" where {where}" if where else ""), params)
+    """A whole table (or its rows matching `where`) in a fixed row order.
+
+    DuckDB scans in parallel, so without an order the rows come back in a different order each
+    time; float sums downstream would then differ in their last bits, and an unchanged rerun
+    would look like a new plan version to the approval step.
+    """
+    return query(con, f"select * from {table}" + (f" where {where}" if where else "") + " order by all", params)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
