@@ -295,7 +295,8 @@ class Reconciliation(_Scenario):
     family: str
     month: pl.Date
     measure: str
-    gap: float
+    # null in months the budget does not cover: the gap is then supply against demand only
+    gap: float = pa.Field(nullable=True)
     cause: str
     amount: float
 
