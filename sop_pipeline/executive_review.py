@@ -360,8 +360,9 @@ create table if not exists planning.checkpoints (
 STEP_TABLES = {
     "product review": ["product_portfolio", "product_segmentation"],
     "demand review": ["statistical_forecast", "forecast_backtest", "demand_plan_layers", "consensus_demand", "forecast_accuracy"],
-    "supply review": ["inventory_targets", "supply_plan", "capacity_plan", "material_plan", "bottlenecks", "scenario_summary"],
-    "financial review": ["financial_plan", "budget_gap"],
+    "supply review": ["inventory_targets", "supply_plan", "capacity_plan", "material_plan", "supply_exceptions", "bottlenecks",
+                      "supply_scenarios"],
+    "financial review": ["financial_plan", "budget_gap", "plan_bridge", "reconciliation", "scenario_financials"],
     "executive review": ["executive_summary", "executive_exceptions"],
     "plan of record": [t.split(".")[1] for t in PLAN_OF_RECORD_SOURCES],
 }
