@@ -21,14 +21,12 @@ nobody ever writes the target, readers never meet a lock.
 from __future__ import annotations
 
 import os
-import random
-import time
 import uuid
 from pathlib import Path
 
 import duckdb
 
-from sop_pipeline.warehouse import LOCK_WAIT_SECONDS, is_lock_conflict
+from sop_pipeline.warehouse import LOCK_WAIT_SECONDS, retry_while_locked
 
 BI_FILE_NAME = "sop_bi.duckdb"
 
@@ -226,21 +224,12 @@ def _sql_string(text: str) -> str:
 
 def _attach_read_only(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait_seconds: float) -> None:
     """ATTACH the source read-only, waiting (like `warehouse.connect`) while a writer holds it."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            con.execute(f"attach {_sql_string(str(path))} as {alias} (read_only)")
-            return
-        except duckdb.IOException as exc:
-            if not is_lock_conflict(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay + random.random() * delay)
-            delay = min(delay * 2, 2.0)
-        except duckdb.ResourceInUseException as exc:
-            raise RuntimeError(
-                f"{path} is open in this process: close the warehouse connection before publishing the BI copy"
-            ) from exc
+    try:
+        retry_while_locked(lambda: con.execute(f"attach {_sql_string(str(path))} as {alias} (read_only)"), wait_seconds)
+    except duckdb.ResourceInUseException as exc:
+        raise RuntimeError(
+            f"{path} is open in this process: close the warehouse connection before publishing the BI copy"
+        ) from exc
 
 
 def publish_bi_copy(source_path: str | Path, target_path: str | Path | None = None, wait_seconds: float = LOCK_WAIT_SECONDS) -> Path:

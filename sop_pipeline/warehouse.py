@@ -13,11 +13,14 @@ import contextlib
 import datetime as dt
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
+
+T = TypeVar("T")
 
 LOCK_WAIT_SECONDS = 300.0
 
@@ -48,23 +51,28 @@ def is_lock_conflict(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
+def retry_while_locked(action: Callable[[], T], wait_seconds: float = LOCK_WAIT_SECONDS) -> T:
+    """Run `action` (an open or an ATTACH), retrying with backoff while another process holds
+    DuckDB's file lock, for at most `wait_seconds`; any other error is raised at once."""
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            return action()
+        except duckdb.IOException as exc:
+            if not is_lock_conflict(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay + random.random() * delay)
+            delay = min(delay * 2, 2.0)
+
+
 @contextlib.contextmanager
 def connect(path: str | Path, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse, waiting while another process holds DuckDB's file lock."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if not is_lock_conflict(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay + random.random() * delay)
-            delay = min(delay * 2, 2.0)
+    con = retry_while_locked(lambda: duckdb.connect(str(path), read_only=read_only), wait_seconds)
     try:
         yield con
     finally:
