@@ -63,7 +63,7 @@ LEVELS = ("family", "sku")
 SHORTFALL_MODES = ("backorder", "lost_sales")
 # Quantities below this are solver noise, not a shortage or a load.
 QTY_TOL = 1e-3
-OVERLAY_KINDS = ("demand_change", "capacity_change", "lead_time_change")
+OVERLAY_KINDS = ("demand_change", "capacity_change", "lead_time_change", "price_change")
 # An exception in month t is explained by constraints binding in months t-3..t.
 EXPLAIN_LOOKBACK_MONTHS = 3
 
@@ -186,6 +186,8 @@ _OVERLAY_KEYS = {
     "demand_change": ({"pct"}, {"family", "sku", "months"}),
     "capacity_change": ({"resource", "factor"}, {"months", "overtime"}),
     "lead_time_change": ({"factor"}, {"supplier", "material"}),
+    # Money only: the financial review prices the scenario with it; supply is unchanged.
+    "price_change": ({"pct"}, {"family", "sku", "months"}),
 }
 
 
@@ -215,8 +217,8 @@ def scenarios_from_dict(raw: Mapping[str, Any], source: str = "scenarios") -> di
                     + (f"missing {sorted(missing)} " if missing else "")
                     + (f"unknown {sorted(unknown)}" if unknown else "")
                 )
-            if kind == "demand_change" and ("family" in entry) == ("sku" in entry):
-                raise ValueError(f"{source}: scenario {name}, overlay {position}: demand_change needs exactly one of family or sku")
+            if kind in ("demand_change", "price_change") and ("family" in entry) == ("sku" in entry):
+                raise ValueError(f"{source}: scenario {name}, overlay {position}: {kind} needs exactly one of family or sku")
             if kind == "lead_time_change" and ("supplier" in entry) == ("material" in entry):
                 raise ValueError(f"{source}: scenario {name}, overlay {position}: lead_time_change needs exactly one of supplier or material")
             overlays.append(Overlay(kind, entry))
@@ -413,6 +415,8 @@ def apply_scenario(inputs: SupplyInputs, scenario: Scenario) -> SupplyInputs:
                 pl.when(hit).then(pl.col("overtime_hours") * ot_factor).otherwise(pl.col("overtime_hours")).alias("overtime_hours"),
             )
             inputs = replace(inputs, resource_calendar=calendar)
+        elif overlay.kind == "price_change":
+            continue  # priced by the financial review (scenario_price_plan); supply is unchanged
         elif overlay.kind == "lead_time_change":
             key, value = ("supplier", p["supplier"]) if "supplier" in p else ("material", p["material"])
             if inputs.materials.filter(pl.col(key) == value).height == 0:
@@ -427,6 +431,34 @@ def apply_scenario(inputs: SupplyInputs, scenario: Scenario) -> SupplyInputs:
                 ),
             )
     return inputs
+
+
+def scenario_price_plan(price_plan: pl.DataFrame | None, scenario: Scenario, months: list[dt.date]) -> pl.DataFrame | None:
+    """The price plan a scenario is priced with: the company's plan plus the scenario's
+    `price_change` overlays, as rows of the `price_plan` input (level, key, month,
+    price_change_pct). A change limited to some months is a rise from the first month and the
+    inverse change after the last, so it holds only inside the window."""
+    rows = []
+    for overlay in scenario.overlays:
+        if overlay.kind != "price_change":
+            continue
+        p = overlay.params
+        level, key = ("family", p["family"]) if "family" in p else ("sku", p["sku"])
+        window = _month_window(p.get("months"), months)
+        if not window:
+            continue
+        pct = float(p["pct"])
+        rows.append((level, str(key), window[0], pct))
+        after = [m for m in months if m > window[-1]]
+        if after:
+            rows.append((level, str(key), after[0], 100.0 * (1.0 / (1.0 + pct / 100.0) - 1.0)))
+    if not rows:
+        return price_plan
+    extra = pl.DataFrame(rows, schema={"level": pl.Utf8, "key": pl.Utf8, "month": pl.Date, "price_change_pct": pl.Float64}, orient="row")
+    if price_plan is None or price_plan.height == 0:
+        return extra
+    base = price_plan.select("level", "key", pl.col("month").cast(pl.Date), pl.col("price_change_pct").cast(pl.Float64))
+    return pl.concat([base, extra], how="vertical")
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,3 +135,27 @@ def test_reconciliation_gives_every_gap_a_cause(cycle_warehouse):
     assert {"demand_below_budget", "demand_above_budget"} & set(rec["cause"])
     gap = q(cycle_warehouse, f"select * from planning.budget_gap where cycle = '{CYCLE}' and scenario = 'baseline' and above_tolerance")
     assert gap.height > 0
+
+
+def test_a_price_increase_scenario_shows_as_price_in_the_bridge_and_in_money(cycle_warehouse):
+    from orchestration.paths import MODELS_DIR
+
+    scenario = yaml.safe_load((MODELS_DIR / "scenarios.yaml").read_text())["scenarios"]["cooling_price_increase"]
+    family = scenario["overlays"][0]["family"]
+    bridge = q(cycle_warehouse, f"""select scenario, family, step, value from planning.plan_bridge
+        where cycle = '{CYCLE}' and comparison = 'budget_to_plan' and scenario in ('baseline', 'cooling_price_increase')""")
+    step = {(r["scenario"], r["family"], r["step"]): r["value"] for r in bridge.iter_rows(named=True)}
+    money = q(cycle_warehouse, f"""select scenario, revenue, volume from planning.scenario_financials
+        where cycle = '{CYCLE}' and scenario in ('baseline', 'cooling_price_increase')""")
+    revenue = dict(zip(money["scenario"], money["revenue"]))
+    volume = dict(zip(money["scenario"], money["volume"]))
+    assert volume["cooling_price_increase"] == pytest.approx(volume["baseline"])  # supply unchanged
+    extra_revenue = revenue["cooling_price_increase"] - revenue["baseline"]
+    assert extra_revenue > 0
+    # the whole revenue effect is price, on that family, and the volume step did not move
+    extra_price = step[("cooling_price_increase", family, "price")] - step[("baseline", family, "price")]
+    assert extra_price == pytest.approx(extra_revenue, rel=1e-6)
+    assert step[("cooling_price_increase", family, "volume")] == pytest.approx(step[("baseline", family, "volume")])
+    fin = q(cycle_warehouse, f"""select sum(revenue) as r from planning.financial_plan
+        where cycle = '{CYCLE}' and scenario = 'cooling_price_increase' and family = '{family}'""")["r"][0]
+    assert extra_revenue == pytest.approx(fin * 0.05 / 1.05, rel=1e-6)

@@ -42,6 +42,46 @@ def last_approved_plan(con, cycle: str) -> pl.DataFrame | None:
     return None
 
 
+def review_every_scenario(cycle, inputs, price_plan, scenarios, gates, shortfall_mode) -> financial_review.FinancialReview:
+    """Price each scenario with its own price plan (the company's plus the scenario's
+    `price_change` overlays), then compare all scenarios side by side.
+
+    Budget gap, bridge, tie-out and coverage are per scenario and simply stack; the
+    reconciliation is the baseline's; the side-by-side comparison is computed over all of them.
+    """
+    supply = inputs["supply_plan"]
+    if supply is None or supply.height == 0:
+        return financial_review.run_financial_review(cycle, price_plan=price_plan, gates=gates, shortfall_mode=shortfall_mode, **inputs)
+    months = inputs["consensus"]["month"].unique().sort().to_list()
+    reviews = {}
+    for name in supply["scenario"].unique(maintain_order=True).to_list():
+        scenario = scenarios.get(name, supply_review.Scenario(name))
+        only = {k: (v.filter(pl.col("scenario") == name) if k in ("supply_plan", "capacity_plan", "supply_exceptions") and v is not None else v)
+                for k, v in inputs.items()}
+        reviews[name] = financial_review.run_financial_review(
+            cycle, price_plan=supply_review.scenario_price_plan(price_plan, scenario, months), gates=gates,
+            shortfall_mode=shortfall_mode, **only,
+        )
+    stack = lambda attr: pl.concat([getattr(r, attr) for r in reviews.values()], how="vertical_relaxed")  # noqa: E731
+    plan, gap = stack("financial_plan"), stack("budget_gap")
+    # The reconciliation explains the baseline's gaps and prices every scenario as a lever.
+    baseline_prices = supply_review.scenario_price_plan(price_plan, scenarios.get(supply_review.BASELINE, supply_review.Scenario("baseline")), months)
+    reconciliation = financial_review.reconciliation(
+        plan, inputs["budget"], supply, inputs["consensus"], inputs["products"], inputs["supply_exceptions"], baseline_prices,
+        gates, supply_review.BASELINE, shortfall_mode,
+    )
+    return financial_review.FinancialReview(
+        financial_plan=plan,
+        budget_gap=gap,
+        plan_bridge=stack("plan_bridge"),
+        reconciliation=reconciliation,
+        scenario_comparison=financial_review.scenario_comparison(plan),
+        tie_out_problems=stack("tie_out_problems"),
+        coverage_problems=stack("coverage_problems"),
+        reconciliation_problems=financial_review.reconciliation_problems(reconciliation, gap, plan, gates, supply_review.BASELINE),
+    )
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(key, group_name="financial_review", kinds={"python", "duckdb"}, description=DESCRIPTIONS[name],
@@ -64,27 +104,25 @@ def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     cycle = cycle_label(context.partition_key)
     gates = financial_review.load_financial_gates(planning_models.file("gates.yaml"))
     settings = supply_review.load_supply_settings(planning_models.file("supply.yaml"))
+    scenarios = supply_review.load_scenarios(planning_models.file("scenarios.yaml"))
     with warehouse.connect(read_only=True) as con:
         require_marts_for(con, cycle)
         price_plan = read_table(con, "marts.fct_price_plan")
-        budget = read_table(con, "marts.fct_budget")
-        review = financial_review.run_financial_review(
-            cycle,
+        inputs = dict(
             products=read_table(con, "marts.dim_product"),
             supply_plan=_optional(con, "planning.supply_plan", "cycle = ?", [cycle]),
             consensus=read_table(con, "planning.consensus_demand", "cycle = ?", [cycle]),
-            budget=budget,
+            budget=read_table(con, "marts.fct_budget"),
             bom=read_table(con, "marts.fct_bom"),
             materials=read_table(con, "marts.dim_material"),
             routings=read_table(con, "marts.fct_routing"),
             resources=read_table(con, "marts.dim_resource"),
             capacity_plan=_optional(con, "planning.capacity_plan", "cycle = ?", [cycle]),
             supply_exceptions=_optional(con, "planning.supply_exceptions", "cycle = ?", [cycle]),
-            price_plan=price_plan if price_plan.height else None,
             last_plan=last_approved_plan(con, cycle),
-            gates=gates,
-            shortfall_mode=settings.shortfall_mode,
         )
+    review = review_every_scenario(cycle, inputs, price_plan if price_plan.height else None, scenarios, gates, settings.shortfall_mode)
+    budget = inputs["budget"]
     tables = {
         "financial_plan": review.financial_plan, "budget_gap": review.budget_gap, "plan_bridge": review.plan_bridge,
         "reconciliation": review.reconciliation, "scenario_financials": review.scenario_comparison,
