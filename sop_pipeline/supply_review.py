@@ -1639,7 +1639,8 @@ def check_plan_feasibility(result: SupplyResult, inputs: SupplyInputs, tolerance
     report(cap.filter(pl.col("cap_in").is_null()), "capacity: resource {resource} is not in the inputs")
     report(cap.filter(excess(pl.col("load_hours") - pl.col("cap_in") - pl.col("ot_in"), pl.col("cap_in"))),
            "capacity: {resource} {month}: load {load_hours} h exceeds capacity {cap_in} + overtime {ot_in}")
-    report(cap.filter(excess(pl.col("overtime_hours") - pl.col("ot_in"), pl.col("ot_in"))),
+    # Overtime is load above regular hours, so its precision is that of the load: scale by both.
+    report(cap.filter(excess(pl.col("overtime_hours") - pl.col("ot_in"), pl.col("cap_in") + pl.col("ot_in"))),
            "capacity: {resource} {month}: overtime {overtime_hours} h exceeds the {ot_in} h available")
     report(cap.filter(pl.col("load_hours") < -tol), "capacity: {resource} {month}: negative load {load_hours}")
 
