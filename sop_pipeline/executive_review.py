@@ -1149,6 +1149,14 @@ def _financial_page(financial, budget, summary, charts, gates):
     return fig
 
 
+def _distinct_exceptions(excs: pl.DataFrame) -> pl.DataFrame:
+    """Exceptions by money, each listed once: a scenario's exception identical to the
+    baseline's (same kind, subject, period and money) is the baseline's, not news."""
+    key = ["kind", "subject", "period_label", "money"]
+    ranked = excs.with_columns((pl.col("scenario") != "baseline").alias("_not_baseline")).sort(["money", "_not_baseline"], descending=[True, False])
+    return ranked.unique(subset=[c for c in key if c in ranked.columns], keep="first", maintain_order=True).drop("_not_baseline")
+
+
 def _executive_page(summary, excs, approval, charts, gates):
     fig = _page("5. Executive review", f"Scenarios side by side; exceptions above materiality, by money. {(approval or {}).get('reason', '')}")
     if summary is None:
@@ -1157,7 +1165,7 @@ def _executive_page(summary, excs, approval, charts, gates):
     wide, _ = _pivot_kpis(summary)
     tables = [_Block(wide, "KPIs by scenario", max_rows=24)]
     if excs is not None:
-        top = excs.sort("money", descending=True).head(gates.max_exceptions_in_pack).select("scenario", "kind", "money", "description")
+        top = _distinct_exceptions(excs).head(gates.max_exceptions_in_pack).select("scenario", "kind", "money", "description")
         tables.append(_Block(top, f"Top exceptions (of {excs.height} above materiality)", max_rows=gates.max_exceptions_in_pack, max_chars=110))
     else:
         tables.append(_Block(pl.DataFrame({"exceptions": ["none above the materiality thresholds"]}), "Exceptions"))

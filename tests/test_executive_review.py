@@ -300,3 +300,20 @@ def test_status_report_says_which_checkpoints_passed_and_who_the_cycle_waits_for
     assert er.status_report(con, CYCLE)[-1].startswith("approved; waiting for the plan of record to be published")
     er.record_checkpoint(con, CYCLE, "portfolio_is_sound", False, "SKU Z not in the product master")
     assert er.status_report(con, CYCLE)[-1].startswith("waiting for planners: checkpoint(s) portfolio_is_sound failed")
+
+
+def test_review_pack_lists_an_exception_shared_by_every_scenario_once():
+    import datetime as dt
+
+    import polars as pl
+
+    from sop_pipeline.executive_review import _distinct_exceptions
+
+    row = {"kind": "budget_gap", "subject": "Garden", "month": dt.date(2027, 5, 1), "period_label": "2027-05", "money": 9.0e4}
+    excs = pl.DataFrame([
+        {"scenario": "upside", **row},
+        {"scenario": "baseline", **row},
+        {"scenario": "outage", **row, "kind": "shortfall", "subject": "VLC-L01", "money": 5.0e4},
+    ])
+    distinct = _distinct_exceptions(excs)
+    assert distinct.select("scenario", "kind").rows() == [("baseline", "budget_gap"), ("outage", "shortfall")]
