@@ -14,11 +14,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_definitions_show_review_groups_monthly_partitions_schedule_and_checks():
-    from orchestration.definitions import defs
+    from orchestration.definitions import REVIEW_STEPS, defs
 
     graph = defs.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert {"ingestion", "product_review"} <= groups
+    assert groups == set(REVIEW_STEPS)
     job = defs.resolve_job_def("monthly_cycle")
     assert isinstance(job.partitions_def, dg.MonthlyPartitionsDefinition)
     assert "2026-11-01" in job.partitions_def.get_partition_keys()

@@ -1,8 +1,6 @@
 """Executive review assets: KPIs and exceptions, the review pack, and the plan of record that
 only an approval of the exact current plan version can publish."""
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
@@ -104,6 +102,3 @@ def plan_of_record(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         description=f"published version {published} for approval: {status['reason']}",
     )
 
-
-def review_pack_path(warehouse_path: str, cycle: str) -> Path:
-    return Path(warehouse_path).parent / "charts" / cycle_label(cycle) / f"review_pack_{cycle_label(cycle)}.pdf"
