@@ -1,12 +1,10 @@
 """Demand review assets: statistical forecast, consensus layers, accuracy and value added."""
 
-import base64
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from orchestration.checkpoints import record_gate
+from orchestration.metadata import chart_dir, md_table, png_metadata
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline import demand_review, financial_review, forecasting, schemas
@@ -20,25 +18,6 @@ PORTFOLIO = dg.AssetKey(["planning", "product_portfolio"])
 SEGMENTATION = dg.AssetKey(["planning", "product_segmentation"])
 CONSENSUS_CHECK = "consensus_demand_is_sound"
 OVERRIDE_CHECK = "overrides_have_reasons"
-
-
-def _md_table(frame: pl.DataFrame, limit: int = 25) -> dg.MetadataValue:
-    if frame.height == 0:
-        return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(frame.head(limit).to_pandas().to_markdown(index=False, floatfmt=".3f"))
-
-
-def chart_dir(warehouse: WarehouseResource, cycle: str) -> Path:
-    """Charts live next to the warehouse, one folder per cycle, readable without the UI."""
-    folder = Path(warehouse.path).parent / "charts" / cycle_label(cycle)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def png_metadata(png: bytes, path: Path) -> dict[str, dg.MetadataValue]:
-    path.write_bytes(png)
-    encoded = base64.b64encode(png).decode()
-    return {"chart": dg.MetadataValue.md(f"![chart](data:image/png;base64,{encoded})"), "chart_path": dg.MetadataValue.path(str(path))}
 
 
 @dg.multi_asset(
@@ -88,7 +67,7 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
             "rows": forecast.height,
             "skus": forecast["sku"].n_unique(),
             "p10_p90_coverage_backtest": float(result.coverage),
-            "models_published": _md_table(models),
+            "models_published": md_table(models),
             **{f"backtest_{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
         },
     )
@@ -139,7 +118,7 @@ def consensus_demand(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         demand_review.family_chart(history, statistical, consensus, families), chart_dir(warehouse, cycle) / "demand_top_families.png"
     )
     by_layer = layers.group_by("layer", "layer_rank").agg(pl.len().alias("sku_months"), pl.col("adjustment").sum()).sort("layer_rank")
-    yield dg.MaterializeResult(asset_key=LAYERS, metadata={"rows": layers.height, "layers": _md_table(by_layer)})
+    yield dg.MaterializeResult(asset_key=LAYERS, metadata={"rows": layers.height, "layers": md_table(by_layer)})
     yield dg.MaterializeResult(
         asset_key=CONSENSUS,
         metadata={"rows": consensus.height, "total_units": float(consensus["quantity"].sum()), "top_families": ", ".join(families), **chart},
@@ -164,7 +143,7 @@ def consensus_demand(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         severity=dg.AssetCheckSeverity.ERROR,
         description=consensus_description,
         metadata={
-            "problems": _md_table(problems),
+            "problems": md_table(problems),
             "published_backtest_wape": versus_naive["published_wape"],
             "seasonal_naive_backtest_wape": versus_naive["naive_wape"],
         },
@@ -178,7 +157,7 @@ def consensus_demand(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             f"{overrides.height} SKU-months moved by more than {gates.override_threshold_pct:.0f}% without a reason: "
             + ", ".join(f"{r['sku']} {r['month']:%Y-%m} ({r['layer']}, {r['owner']}, {r['change_pct']:.0f}%)" for r in overrides.head(10).iter_rows(named=True))
         ) if overrides.height else "every large input has a reason",
-        metadata={"unexplained_overrides": _md_table(overrides), "skus": dg.MetadataValue.json(overrides["sku"].unique().sort().to_list())},
+        metadata={"unexplained_overrides": md_table(overrides), "skus": dg.MetadataValue.json(overrides["sku"].unique().sort().to_list())},
     )
 
 
@@ -207,6 +186,6 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         metadata={
             "rows": accuracy.height,
             "forecast_cycles_scored": accuracy["forecast_cycle"].n_unique(),
-            "by_layer_and_lag": _md_table(summary),
+            "by_layer_and_lag": md_table(summary),
         }
     )

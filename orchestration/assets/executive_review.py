@@ -4,10 +4,10 @@ only an approval of the exact current plan version can publish."""
 import dagster as dg
 import polars as pl
 
-from orchestration.assets.demand_review import _md_table, chart_dir
 from orchestration.assets.financial_review import KEYS as FINANCE
 from orchestration.assets.supply_review import KEYS as SUPPLY
 from orchestration.checkpoints import CYCLE_GATES
+from orchestration.metadata import chart_dir, md_table
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline import executive_review, schemas, supply_review
@@ -63,9 +63,9 @@ def executive_review_step(context: dg.AssetExecutionContext, warehouse: Warehous
     charts = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))}
     pdf = executive_review.review_pack(folder, cycle, frames, charts, version, approval, gates)
     kpis = summary.filter(pl.col("kpi").is_in(["fill_rate", "revenue", "gross_margin", "inventory_value", "days_of_supply"]))
-    yield dg.MaterializeResult(asset_key=SUMMARY, metadata={"rows": summary.height, "plan_version": version, "kpis": _md_table(
+    yield dg.MaterializeResult(asset_key=SUMMARY, metadata={"rows": summary.height, "plan_version": version, "kpis": md_table(
         kpis.select("scenario", "kpi", "value", "unit"), limit=60)})
-    yield dg.MaterializeResult(asset_key=EXCEPTIONS, metadata={"rows": exceptions.height, "top": _md_table(exceptions.head(15))})
+    yield dg.MaterializeResult(asset_key=EXCEPTIONS, metadata={"rows": exceptions.height, "top": md_table(exceptions.head(15))})
     yield dg.MaterializeResult(asset_key=PACK, metadata={"path": dg.MetadataValue.path(str(pdf)), "plan_version": version,
                                                          "approval": approval["reason"]})
 

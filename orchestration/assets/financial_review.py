@@ -4,9 +4,10 @@ month's approved plan, with the gaps between demand, supply and finance explaine
 import dagster as dg
 import polars as pl
 
-from orchestration.assets.demand_review import CONSENSUS, _md_table, chart_dir, png_metadata
+from orchestration.assets.demand_review import CONSENSUS
 from orchestration.assets.supply_review import KEYS as SUPPLY
 from orchestration.checkpoints import record_gate
+from orchestration.metadata import chart_dir, md_table, png_metadata
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline import financial_review, schemas, supply_review
@@ -140,10 +141,10 @@ def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         if name == "plan_bridge":
             metadata.update(**bridge_png)
         if name == "scenario_financials":
-            metadata.update(scenarios=_md_table(review.scenario_comparison.select(
+            metadata.update(scenarios=md_table(review.scenario_comparison.select(
                 "scenario", "revenue", "gross_margin", "gross_margin_pct", "inventory_value_avg", "delta_revenue", "delta_gross_margin")))
         if name == "reconciliation":
-            metadata.update(causes=_md_table(review.reconciliation.group_by("cause").agg(pl.len().alias("rows"), pl.col("amount").sum()).sort("rows", descending=True)))
+            metadata.update(causes=md_table(review.reconciliation.group_by("cause").agg(pl.len().alias("rows"), pl.col("amount").sum()).sort("rows", descending=True)))
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
     problems = {"tie_out": review.tie_out_problems, "coverage": review.coverage_problems, "reconciliation": review.reconciliation_problems}
     failing = {k: v for k, v in problems.items() if v.height}
@@ -158,5 +159,5 @@ def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         passed=review.ties_out,
         severity=dg.AssetCheckSeverity.ERROR,
         description=finance_description,
-        metadata={k: _md_table(v) for k, v in problems.items()},
+        metadata={k: md_table(v) for k, v in problems.items()},
     )

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 
 from orchestration.checkpoints import record_gate
+from orchestration.metadata import md_table
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline import product_review, schemas
@@ -51,7 +52,7 @@ def product_portfolio(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         metadata={
             "rows": portfolio.height,
             "skus": portfolio["sku"].n_unique(),
-            "status_in_cycle_month": dg.MetadataValue.md(status_counts.sort("lifecycle_status").to_pandas().to_markdown(index=False)),
+            "status_in_cycle_month": md_table(status_counts.sort("lifecycle_status")),
         }
     )
     yield dg.AssetCheckResult(
@@ -61,7 +62,7 @@ def product_portfolio(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         description=product_review.describe_findings(findings),
         metadata={
             "offending_skus": dg.MetadataValue.json(findings["sku"].to_list()),
-            "findings": dg.MetadataValue.md(findings.to_pandas().to_markdown(index=False) if findings.height else "none"),
+            "findings": md_table(findings, limit=200),
         },
     )
 
@@ -89,6 +90,6 @@ def product_segmentation(context: dg.AssetExecutionContext, warehouse: Warehouse
         metadata={
             "skus": segments.height,
             "intermittent_skus": int(segments["intermittent"].sum()),
-            "abc_xyz": dg.MetadataValue.md(matrix.to_pandas().to_markdown(index=False)),
+            "abc_xyz": md_table(matrix),
         }
     )

@@ -4,8 +4,9 @@ explanations, gated by a feasibility check that does not trust the solver."""
 import dagster as dg
 import polars as pl
 
-from orchestration.assets.demand_review import CONSENSUS, SEGMENTATION, _md_table, chart_dir, png_metadata
+from orchestration.assets.demand_review import CONSENSUS, SEGMENTATION
 from orchestration.checkpoints import record_gate
+from orchestration.metadata import chart_dir, md_table, png_metadata
 from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline import schemas, supply_review
@@ -97,11 +98,11 @@ def supply_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     for name, key in KEYS.items():
         metadata: dict = {"rows": tables[name].height}
         if name == "supply_plan":
-            metadata.update(scenarios=_md_table(summary), lp_size=dg.MetadataValue.json(baseline.lp_size), **inventory_png)
+            metadata.update(scenarios=md_table(summary), lp_size=dg.MetadataValue.json(baseline.lp_size), **inventory_png)
         if name == "capacity_plan":
             metadata.update(**capacity_png)
         if name == "bottlenecks":
-            metadata.update(top=_md_table(baseline.bottlenecks.head(10)))
+            metadata.update(top=md_table(baseline.bottlenecks.head(10)))
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=SUPPLY_CHECK,
@@ -110,5 +111,5 @@ def supply_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         severity=dg.AssetCheckSeverity.ERROR,
         description=findings["description"],
         metadata={"baseline_fill_rate": findings["fill_rate"], "fill_rate_target": gates.fill_rate_target,
-                  "unexplained_misses": _md_table(findings["unexplained"]), "violations": dg.MetadataValue.json(findings["violations"][:50])},
+                  "unexplained_misses": md_table(findings["unexplained"]), "violations": dg.MetadataValue.json(findings["violations"][:50])},
     )
