@@ -66,7 +66,11 @@ def input_files(context: dg.AssetExecutionContext, data_folder: DataFolderResour
 
 
 def dbt_vars(cycle: str, data_dir: str, warehouse_path: str) -> dict[str, Any]:
-    """The vars one cycle's dbt build needs: the cycle, the warehouse and each source's reader."""
+    """The vars one cycle's dbt build needs: the cycle, the warehouse and each source's reader.
+
+    The files are validated again here, on purpose: a planner can rerun the dbt step alone from
+    the UI, and the files may have changed since `input_files` last checked them.
+    """
     return {
         "cycle": cycle_label(cycle),
         "warehouse": warehouse_path,
