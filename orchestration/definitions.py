@@ -1,9 +1,9 @@
-"""The S&OP cycle at a glance: review steps in order, the monthly schedule, the approval
-sensor, the resources.
+"""The S&OP cycle at a glance: review steps in order, each with its assets and its checkpoint,
+the monthly schedule, the approval and BI sensors, the resources.
 
-Each review step is an asset group; each ends in a blocking check, so a failed checkpoint
-stops everything downstream of it in that run. The plan of record is not part of the monthly
-run: only an executive's approval of the exact plan version publishes it.
+Each review step is an asset group whose checkpoint is a blocking asset check: a failed
+checkpoint stops everything downstream of it in that run. The plan of record is not part of
+the monthly run: only an executive's approval of the exact plan version publishes it.
 """
 
 from __future__ import annotations
@@ -14,27 +14,30 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration import sensors
-from orchestration.assets import demand_review, executive_review, financial_review, ingestion, product_review, supply_review
+from orchestration import demand_review, executive_review, financial_review, ingestion, product_review, sensors, supply_review
 from orchestration.dbt_project import dbt_executable, dbt_project
 from orchestration.partitions import cycle_partitions
 from orchestration.resources import default_resources
 
-REVIEW_STEPS = ["ingestion", "product_review", "demand_review", "supply_review", "financial_review", "executive_review"]
-
-ASSETS = [
-    ingestion.input_files,
-    ingestion.sop_dbt_models,
-    product_review.product_portfolio,
-    product_review.product_segmentation,
-    demand_review.statistical_forecast,
-    demand_review.consensus_demand,
-    demand_review.forecast_accuracy,
-    supply_review.supply_plan,
-    financial_review.financial_plan,
-    executive_review.executive_review_step,
-    executive_review.plan_of_record,
+# (group, assets, checkpoints) in review order.
+REVIEW_STEPS = [
+    ("ingestion", [ingestion.input_files, ingestion.dbt_models], []),
+    ("product_review", [product_review.product_portfolio, product_review.product_segmentation], [product_review.portfolio_is_sound]),
+    (
+        "demand_review",
+        [demand_review.statistical_forecast, demand_review.consensus_demand, demand_review.forecast_accuracy],
+        [demand_review.consensus_demand_is_sound, demand_review.overrides_have_reasons],
+    ),
+    ("supply_review", [supply_review.supply_plan], [supply_review.supply_plan_is_feasible]),
+    ("financial_review", [financial_review.financial_plan, financial_review.plan_bridge], [financial_review.financial_plan_ties_out]),
+    (
+        "executive_review",
+        [executive_review.executive_summary, executive_review.review_pack, executive_review.plan_of_record],
+        [executive_review.plan_of_record_is_approved],
+    ),
 ]
+ASSETS = [asset for _, assets, _ in REVIEW_STEPS for asset in assets]
+CHECKS = [check for _, _, checks in REVIEW_STEPS for check in checks]
 
 monthly_cycle_job = dg.define_asset_job(
     "monthly_cycle",
@@ -64,6 +67,7 @@ def build_definitions(
     """The code location; `sop run` and tests pass their own resources (paths) and loggers."""
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=CHECKS,
         jobs=[monthly_cycle_job, publish_plan_of_record_job, sensors.approve_plan_job],
         schedules=[monthly_cycle_schedule],
         sensors=[sensors.approval_sensor(publish_plan_of_record_job), sensors.bi_publish_sensor],

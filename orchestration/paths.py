@@ -1,5 +1,6 @@
-"""Where things live by default. Every path can be overridden by an environment variable, so
-the same code location runs on a laptop, in CI and on a Dagster deployment."""
+"""Where things live by default. Every path can be overridden by an environment variable, read
+when a run starts (not at import), so the same code location runs on a laptop, in CI and on a
+Dagster deployment."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "transforms"
-MODELS_DIR = Path(os.environ.get("SOP_MODELS_DIR", REPO_ROOT / "models"))
 
 
 def default_data_dir() -> str:
@@ -17,3 +17,7 @@ def default_data_dir() -> str:
 
 def default_warehouse() -> str:
     return os.environ.get("SOP_WAREHOUSE", str(REPO_ROOT / "warehouse" / "sop.duckdb"))
+
+
+def default_models_dir() -> str:
+    return os.environ.get("SOP_MODELS_DIR", str(REPO_ROOT / "models"))

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from orchestration.paths import MODELS_DIR, default_data_dir, default_warehouse
+from orchestration.paths import default_data_dir, default_models_dir, default_warehouse
 from sop_pipeline import warehouse
+from sop_pipeline.settings import Settings, load_settings
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -35,17 +35,18 @@ class DataFolderResource(dg.ConfigurableResource):
 
 
 class PlanningModelsResource(dg.ConfigurableResource):
-    """The folder of YAML settings planners edit (forecast candidates, costs, gates)."""
+    """The folder of YAML settings planners edit (`models/`): loaded, typed and checked at each
+    step, so an edited setting is picked up by the next run and a typo fails it at once."""
 
-    path: str = str(MODELS_DIR)
+    path: str
 
-    def file(self, name: str) -> Path:
-        return Path(self.path) / name
+    def load(self) -> Settings:
+        return load_settings(self.path)
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(path=default_warehouse()),
         "data_folder": DataFolderResource(path=default_data_dir()),
-        "planning_models": PlanningModelsResource(),
+        "planning_models": PlanningModelsResource(path=default_models_dir()),
     }

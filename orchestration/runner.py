@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
 
+from orchestration.paths import default_models_dir
 from orchestration.resources import DataFolderResource, PlanningModelsResource, WarehouseResource
-from sop_pipeline.warehouse import cycle_month
+from sop_pipeline.periods import cycle_month
 
 Printer = Callable[[str], None]
 
 
 class _ProgressHandler(logging.Handler):
-    def __init__(self, printer: Printer):
+    def __init__(self, printer: Printer, labels: dict[str, str]):
         super().__init__(level=logging.DEBUG)
         self.printer = printer
+        self.labels = labels
         self.started: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -37,7 +40,7 @@ class _ProgressHandler(logging.Handler):
         event = meta.get("dagster_event") if isinstance(meta, dict) else None
         if event is None:
             return
-        step = event.step_key or ""
+        step = self.labels.get(event.step_key or "", event.step_key or "")
         kind = event.event_type_value
         if kind == "STEP_START":
             self.started[step] = time.monotonic()
@@ -56,14 +59,52 @@ class _ProgressHandler(logging.Handler):
                 self.printer(f"  {label} {evaluation.asset_check_key.to_user_string()}")
 
 
-def progress_logger(printer: Printer) -> dg.LoggerDefinition:
+def progress_logger(printer: Printer, labels: dict[str, str] | None = None) -> dg.LoggerDefinition:
     @dg.logger(description="One line per step of the cycle, for the command line.")
     def _progress(_init_context) -> logging.Logger:
         log = logging.Logger("sop_progress", level=logging.DEBUG)
-        log.addHandler(_ProgressHandler(printer))
+        log.addHandler(_ProgressHandler(printer, labels or {}))
         return log
 
     return _progress
+
+
+def step_labels() -> dict[str, str]:
+    """Checkpoint steps by their checkpoint's name, not Dagster's op name for it."""
+    from orchestration.definitions import CHECKS
+
+    return {check.node_def.name: f"checkpoint {key.name}" for check in CHECKS for key in check.check_keys}
+
+
+def _terminal_printer() -> Printer:
+    """Print to the terminal while the run's own output goes to its log: a duplicate of the
+    terminal's descriptor (fd 1 itself is redirected), or the current stream object when it
+    has no descriptor (a test's capture)."""
+    try:
+        terminal = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    except (OSError, AttributeError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        terminal = sys.stdout
+    return lambda line: print(line, file=terminal, flush=True)
+
+
+@contextlib.contextmanager
+def _output_to(log_file) -> Iterator[None]:
+    """Send everything the run prints to the log file: Python's streams and the process's own
+    file descriptors (dbt's subprocess, HiGHS's banner, which write below Python)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        with contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
+            yield
+    finally:
+        log_file.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 @dataclass
@@ -103,20 +144,19 @@ def run_cycle(
     from orchestration.definitions import build_definitions
 
     if printer is None:
-        terminal = sys.stdout  # bound now: stdout is redirected to the log file during the run
-        printer = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
+        printer = _terminal_printer()
 
     resources = {
         "warehouse": WarehouseResource(path=warehouse_path),
         "data_folder": DataFolderResource(path=data_dir),
+        "planning_models": PlanningModelsResource(path=models_dir or default_models_dir()),
     }
-    if models_dir:
-        resources["planning_models"] = PlanningModelsResource(path=models_dir)
-    defs = build_definitions(resources=resources, loggers={"progress": progress_logger(printer)})
+    defs = build_definitions(resources=resources, loggers={"progress": progress_logger(printer, step_labels())})
     with warnings.catch_warnings():
         # dbt assets and Python assets carry different backfill policies; one partition per run
         # is what a cycle is anyway.
         warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
+        warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
         job = defs.resolve_job_def(job_name)
     partition_key = cycle_month(cycle).isoformat()
     log_path = Path(warehouse_path).parent / "logs" / f"{'cycle' if job_name == 'monthly_cycle' else job_name}-{partition_key[:7]}.log"
@@ -124,7 +164,7 @@ def run_cycle(
     printer(f"  (step output, dbt's included, goes to {log_path})")
     # dbt and Dagster's own console output go to the cycle's log file; the progress logger
     # keeps the terminal to one line per step.
-    with open(log_path, "w") as log_file, contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
+    with open(log_path, "w") as log_file, _output_to(log_file):
         result = job.execute_in_process(
             run_config={"loggers": {"progress": {}}},
             partition_key=partition_key,

@@ -8,8 +8,10 @@ import dagster as dg
 import duckdb
 
 from orchestration.resources import WarehouseResource
-from sop_pipeline import bi, executive_review
-from sop_pipeline.warehouse import cycle_label, query, table_exists
+from sop_pipeline import bi
+from sop_pipeline.executive.governance import approval_status, plan_of_record_version, record_decision
+from sop_pipeline.periods import cycle_label
+from sop_pipeline.warehouse import query, table_exists
 
 
 class ApprovalConfig(dg.Config):
@@ -22,7 +24,7 @@ class ApprovalConfig(dg.Config):
 @dg.op(description="Record an executive's approval of a cycle's scenario, tied to the current plan version.")
 def approve_plan(context: dg.OpExecutionContext, config: ApprovalConfig, warehouse: WarehouseResource) -> None:
     with warehouse.connect() as con:
-        decision = executive_review.record_decision(con, config.cycle, config.scenario, config.by, config.note)
+        decision = record_decision(con, config.cycle, config.scenario, config.by, config.note)
     context.log.info(f"approved {config.cycle} / {config.scenario} by {config.by}, plan version {decision['plan_version']}")
 
 
@@ -38,18 +40,22 @@ def pending_publications(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str
         return [], ["no approval recorded yet"]
     ready, waiting = [], []
     for cycle in query(con, "select distinct cycle from planning.decisions order by cycle")["cycle"].to_list():
-        status = executive_review.approval_status(con, cycle)
+        status = approval_status(con, cycle)
         if not status["matches"]:
             waiting.append(f"{cycle}: {status['reason']}")
-        elif executive_review.plan_of_record_version(con, cycle) != status["current_version"]:
+        elif plan_of_record_version(con, cycle) != status["current_version"]:
             ready.append((cycle, status["current_version"]))
     return ready, waiting
 
 
 def approval_sensor(job) -> dg.SensorDefinition:
-    @dg.sensor(job=job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Publishes a cycle's plan of record once an executive's approval matches its current plan version; "
-                           "says why when an approval is stale.")
+    @dg.sensor(
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Publishes a cycle's plan of record once an executive's approval matches its current plan version; "
+        "says why when an approval is stale.",
+    )
     def approval_matches_plan(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         if not Path(warehouse.path).exists():
             return dg.SkipReason("no warehouse yet")

@@ -10,7 +10,6 @@ and never touches another cycle.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -20,30 +19,12 @@ from typing import TypeVar
 import duckdb
 import polars as pl
 
+from sop_pipeline import registry
+from sop_pipeline.periods import cycle_label
+
 T = TypeVar("T")
 
 LOCK_WAIT_SECONDS = 300.0
-
-
-def cycle_label(cycle: str | dt.date) -> str:
-    """'2026-11' for a cycle given as '2026-11', '2026-11-01' or a date."""
-    if isinstance(cycle, dt.date):
-        return cycle.strftime("%Y-%m")
-    text = str(cycle).strip()
-    try:
-        return dt.datetime.strptime(text[:7], "%Y-%m").strftime("%Y-%m")
-    except ValueError as exc:
-        raise ValueError(f"cycle {cycle!r} is not a month in YYYY-MM form") from exc
-
-
-def cycle_month(cycle: str | dt.date) -> dt.date:
-    """The cycle's first plan month as a date (first day of the month)."""
-    return dt.datetime.strptime(cycle_label(cycle), "%Y-%m").date()
-
-
-def add_months(month: dt.date, months: int) -> dt.date:
-    index = month.year * 12 + month.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def is_lock_conflict(exc: Exception) -> bool:
@@ -103,32 +84,89 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(row and row[0])
 
 
-def replace_cycle(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, cycle: str) -> int:
-    """Replace `cycle`'s rows of `schema.table` with `frame`, in one transaction.
+def ensure_table(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """Create the registered planning table if it does not exist, add any column the registry
+    has gained since (an upgrade never needs a manual migration), and (re)write its comments.
+    Returns the qualified name."""
+    spec = registry.table(name)
+    con.execute(f"create schema if not exists {spec.schema}")
+    con.execute(spec.ddl())
+    present = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [spec.schema, spec.name]
+        ).fetchall()
+    }
+    for column in spec.columns:
+        if column.name not in present:
+            con.execute(f'alter table {spec.qualified} add column "{column.name}" {column.duckdb_type}')
+    for statement in spec.comments():
+        con.execute(statement)
+    return spec.qualified
 
-    The table is created from the frame's schema on first write. Columns are matched by name,
-    so adding a column to a planning table later only needs a migration, not a rewrite.
+
+def write_cycle(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame, cycle: str) -> int:
+    """Validate `frame` against the registry and replace `cycle`'s rows of the planning table
+    `name` with it, in one transaction. Returns the rows written.
+
+    Every planning table is written through here (or `write_cycles`), so none escapes
+    validation and a rerun never duplicates rows nor touches another cycle.
     """
-    schema, name = table.split(".")
+    return write_cycles(con, {name: frame}, cycle)[name]
+
+
+def write_cycles(
+    con: duckdb.DuckDBPyConnection,
+    frames: dict[str, pl.DataFrame],
+    cycle: str,
+    settings_used: tuple[str, pl.DataFrame] | None = None,
+) -> dict[str, int]:
+    """`write_cycle` for several tables in one transaction: readers see all of them replaced or
+    none (a review step's tables, the plan of record's four tables). Everything is validated
+    before anything is written. `settings_used` is (step, row): the settings that step used,
+    replacing only that step's row of the cycle in planning.settings_used."""
     label = cycle_label(cycle)
-    if frame.height and frame["cycle"].unique().to_list() != [label]:
-        raise ValueError(f"{table}: frame holds rows of cycles {frame['cycle'].unique().to_list()}, expected only {label}")
-    con.execute(f"create schema if not exists {schema}")
-    arrow = frame.to_arrow()
-    con.register("incoming_frame", arrow)
+    checked = {}
+    for name, frame in frames.items():
+        frame = registry.validate(name, frame)
+        if frame.height and frame["cycle"].unique().to_list() != [label]:
+            raise ValueError(f"planning.{name}: frame holds rows of cycles {frame['cycle'].unique().to_list()}, expected only {label}")
+        checked[name] = frame
+    targets = {name: ensure_table(con, name) for name in checked}
+    if settings_used is not None:
+        step, used = settings_used[0], registry.validate("settings_used", settings_used[1])
+        used_table = ensure_table(con, "settings_used")
+    con.execute("begin transaction")
     try:
-        con.execute("begin transaction")
-        if not table_exists(con, schema, name):
-            con.execute(f"create table {table} as select * from incoming_frame limit 0")
-        con.execute(f"delete from {table} where cycle = ?", [label])
-        con.execute(f"insert into {table} by name select * from incoming_frame")
+        if settings_used is not None:
+            con.register("incoming_frame", used.to_arrow())
+            try:
+                con.execute(f"delete from {used_table} where cycle = ? and step = ?", [label, step])
+                con.execute(f"insert into {used_table} by name select * from incoming_frame")
+            finally:
+                con.unregister("incoming_frame")
+        for name, frame in checked.items():
+            con.register("incoming_frame", frame.to_arrow())
+            try:
+                con.execute(f"delete from {targets[name]} where cycle = ?", [label])
+                con.execute(f"insert into {targets[name]} by name select * from incoming_frame")
+            finally:
+                con.unregister("incoming_frame")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    finally:
-        con.unregister("incoming_frame")
-    return frame.height
+    return {name: frame.height for name, frame in checked.items()}
+
+
+def read_cycle(con: duckdb.DuckDBPyConnection, name: str, cycle: str) -> pl.DataFrame:
+    """The cycle's rows of a registered planning table, typed as registered; an empty frame with
+    the registered columns when the table does not exist yet (a step that has never run)."""
+    spec = registry.table(name)
+    if not table_exists(con, spec.schema, spec.name):
+        return spec.empty()
+    frame = read_table(con, spec.qualified, "cycle = ?", [cycle_label(cycle)])
+    return frame.select([pl.col(c.name).cast(c.polars_type) for c in spec.columns if c.name in frame.columns])
 
 
 def marts_cycle(con: duckdb.DuckDBPyConnection) -> str | None:

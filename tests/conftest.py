@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sop_pipeline.demo_data import write_demo_company
+from sop_pipeline.demo import write_demo_company
 
 SMALL_SKUS = 60
 CYCLE = "2026-11"
@@ -85,3 +85,33 @@ def warehouse_copy(tmp_path, cycle_warehouse) -> Path:
     target = tmp_path / "sop.duckdb"
     shutil.copy(cycle_warehouse, target)
     return target
+
+
+def registered(name: str, frame, **values):
+    """A hand-made planning frame completed to its registered columns: a test states the
+    columns its rule is about; the others get `values`, else zero, false or null."""
+    import polars as pl
+
+    from sop_pipeline import registry
+
+    spec = registry.table(name)
+    filled = []
+    for column in spec.columns:
+        if column.name in frame.columns:
+            filled.append(pl.col(column.name).cast(column.polars_type))
+        elif column.name in values:
+            filled.append(pl.lit(values[column.name], dtype=column.polars_type).alias(column.name))
+        elif column.type in ("float", "int", "int32"):
+            filled.append(pl.lit(0, dtype=column.polars_type).alias(column.name))
+        elif column.type == "bool":
+            filled.append(pl.lit(False).alias(column.name))
+        else:
+            filled.append(pl.lit(None, dtype=column.polars_type).alias(column.name))
+    return frame.select(filled)
+
+
+def write(con, name: str, frame, cycle: str, **values) -> None:
+    """Write a hand-made planning frame the way a step does (validated against the registry)."""
+    from sop_pipeline.warehouse import write_cycle
+
+    write_cycle(con, name, registered(name, frame, **values), cycle)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from conftest import CYCLE, warehouse_fingerprint
-from sop_pipeline.inputs import InputError, validate_inputs
+
+from sop_pipeline.inputs.validate import InputError, validate_inputs
 
 
 def _read(path: Path) -> pl.DataFrame:
@@ -20,9 +20,7 @@ def _read(path: Path) -> pl.DataFrame:
 
 def _set_cell(data: Path, file: str, column: str, row: int, value: str) -> None:
     frame = _read(data / file)
-    frame = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == row - 1).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
-    )
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == row - 1).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
     frame.write_csv(data / file)
 
 

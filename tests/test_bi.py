@@ -11,9 +11,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from conftest import write
 
 from sop_pipeline import bi
-from sop_pipeline.warehouse import query, replace_cycle
+from sop_pipeline.registry.bi import bi_views
+from sop_pipeline.warehouse import query
 
 CYCLE = "2026-11"
 PUBLISHES = 20
@@ -24,19 +26,29 @@ READ_SECONDS = 15.0
 def _supply(version: int) -> pl.DataFrame:
     """A supply plan whose size and numbers change with every version."""
     n = 40 + 7 * version
-    return pl.DataFrame({
-        "cycle": CYCLE, "scenario": "baseline", "sku": [f"S{i:03d}" for i in range(n)], "family": "F1",
-        "month": dt.date(2026, 11, 1), "demand": 10.0, "production": [float(version * 1000 + i) for i in range(n)],
-        "ending_inventory": 1.0, "shortfall": 0.0, "safety_stock": 1.0,
-    })
+    return pl.DataFrame(
+        {
+            "cycle": CYCLE,
+            "scenario": "baseline",
+            "sku": [f"S{i:03d}" for i in range(n)],
+            "family": "F1",
+            "month": dt.date(2026, 11, 1),
+            "demand": 10.0,
+            "production": [float(version * 1000 + i) for i in range(n)],
+            "ending_inventory": 1.0,
+            "shortfall": 0.0,
+            "safety_stock": 1.0,
+        }
+    )
 
 
 def _write_version(path: Path, version: int) -> None:
     """Replace the cycle's supply plan and, in the same file, a marker that states its row count
     and production total: a consistent snapshot always has both agree."""
     supply = _supply(version)
-    marker = pl.DataFrame({"cycle": [CYCLE], "version": [version], "rows": [supply.height],
-                           "production_sum": [float(supply["production"].sum())]})
+    marker = pl.DataFrame(
+        {"cycle": [CYCLE], "version": [version], "rows": [supply.height], "production_sum": [float(supply["production"].sum())]}
+    )
     con = duckdb.connect(str(path))
     try:
         con.execute("begin transaction")
@@ -126,7 +138,8 @@ def test_publish_waits_for_a_writer_to_release_the_warehouse(tmp_path):
     _write_version(source, 1)
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(source)!r}); print('held', flush=True); time.sleep(1.0)"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -145,22 +158,33 @@ def test_publish_waits_for_a_writer_to_release_the_warehouse(tmp_path):
 def test_every_bi_view_exists_with_the_documented_columns_even_without_its_planning_table(tmp_path):
     source = tmp_path / "sop.duckdb"
     con = duckdb.connect(str(source))
-    consensus = pl.DataFrame({"cycle": ["2026-10", "2026-11"], "sku": "A", "family": "F1",
-                              "month": [dt.date(2026, 10, 1), dt.date(2026, 11, 1)], "quantity": 5.0, "p10": 4.0, "p90": 6.0})
+    consensus = pl.DataFrame(
+        {
+            "cycle": ["2026-10", "2026-11"],
+            "sku": "A",
+            "family": "F1",
+            "month": [dt.date(2026, 10, 1), dt.date(2026, 11, 1)],
+            "quantity": 5.0,
+            "p10": 4.0,
+            "p90": 6.0,
+        }
+    )
     for cycle in ("2026-10", "2026-11"):
-        replace_cycle(con, "planning.consensus_demand", consensus.filter(pl.col("cycle") == cycle), cycle)
-    # A capacity plan without the shadow_price column: the view still has it, as NULL.
-    replace_cycle(con, "planning.capacity_plan", pl.DataFrame({"cycle": [CYCLE], "scenario": "baseline", "resource": "R1",
-                                                               "month": dt.date(2026, 11, 1), "utilization": 0.9}), CYCLE)
+        write(con, "consensus_demand", consensus.filter(pl.col("cycle") == cycle), cycle)
+    # A capacity plan an older version wrote, without the shadow_price column: the view still
+    # has it, as NULL.
+    con.execute("create table planning.capacity_plan (cycle varchar, scenario varchar, resource varchar, month date, utilization double)")
+    con.execute("insert into planning.capacity_plan values ('2026-11', 'baseline', 'R1', date '2026-11-01', 0.9)")
     con.close()
     target = bi.publish_bi_copy(source, tmp_path / "sop_bi.duckdb")
     con = duckdb.connect(str(target), read_only=True)
     try:
         views = {r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'bi'").fetchall()}
-        assert views == set(bi.BI_DICTIONARY)
-        for view, (description, columns) in bi.BI_DICTIONARY.items():
-            assert description and all(columns.values())
-            assert query(con, f"select * from bi.{view} limit 0").columns == list(columns), view
+        assert views == {v.name for v in bi_views()}
+        for view in bi_views():
+            assert query(con, f"select * from bi.{view.name} limit 0").columns == [c.name for c in view.columns], view.name
+        comments = query(con, "select table_name, column_name, comment from duckdb_columns() where schema_name = 'bi'")
+        assert comments.height > 0 and comments["comment"].null_count() == 0
         demand = query(con, "select cycle, is_current_cycle from bi.demand_plan order by cycle")
         assert demand.rows() == [("2026-10", False), ("2026-11", True)]
         capacity = query(con, "select * from bi.capacity_plan")

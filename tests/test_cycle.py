@@ -7,9 +7,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-
 from conftest import CYCLE, EARLIER_CYCLE, SMALL_SKUS, q
-
 
 
 def test_sales_mart_has_one_zero_filled_row_per_sku_month_until_the_month_before_the_cycle(cycle_warehouse, demo_dir):
@@ -29,8 +27,19 @@ def test_sales_mart_has_one_zero_filled_row_per_sku_month_until_the_month_before
 def test_marts_hold_every_entity_of_the_input_contract(cycle_warehouse):
     counts = {
         table: q(cycle_warehouse, f"select count(*) as n from marts.{table}")["n"][0]
-        for table in ["dim_product", "dim_month", "dim_resource", "fct_routing", "dim_material", "fct_bom",
-                      "fct_inventory", "fct_open_supply", "fct_budget", "fct_demand_inputs", "fct_indicators"]
+        for table in [
+            "dim_product",
+            "dim_month",
+            "dim_resource",
+            "fct_routing",
+            "dim_material",
+            "fct_bom",
+            "fct_inventory",
+            "fct_open_supply",
+            "fct_budget",
+            "fct_demand_inputs",
+            "fct_indicators",
+        ]
     }
     assert all(n > 0 for n in counts.values()), counts
     assert counts["dim_product"] == SMALL_SKUS
@@ -95,8 +104,12 @@ def test_sop_run_exits_non_zero_with_the_reason_on_bad_input(tmp_path, data_copy
     (data_copy / "sales_history.csv").write_bytes(b"month,sku,quantity\n2026-01,X,1\n")
     warehouse = tmp_path / "w" / "sop.duckdb"
     sop = Path(sys.executable).parent / "sop"
-    done = subprocess.run([str(sop), "run", "--cycle", CYCLE, "--data", str(data_copy), "--warehouse", str(warehouse)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(sop), "run", "--cycle", CYCLE, "--data", str(data_copy), "--warehouse", str(warehouse)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1
     assert "sales_history.csv" in done.stderr and "unknown sku" in done.stderr and "row 1" in done.stderr
     assert not warehouse.exists()
@@ -117,16 +130,15 @@ def _tables(path: Path) -> dict[str, pl.DataFrame]:
 def test_rerunning_a_cycle_gives_the_same_content_everywhere(warehouse_copy, demo_dir):
     """Same inputs, same warehouse: same rows in every table, numbers equal up to float
     summation order (parallel aggregation may add in another order: 1e-9 relative)."""
+    from conftest import run_ok
     from polars.testing import assert_frame_equal
 
-    from conftest import run_ok
-
-    from sop_pipeline import executive_review
+    from sop_pipeline.executive import governance
 
     def version():
         con = duckdb.connect(str(warehouse_copy), read_only=True)
         try:
-            return executive_review.plan_version(con, CYCLE)
+            return governance.plan_version(con, CYCLE)
         finally:
             con.close()
 

@@ -7,7 +7,8 @@ import re
 import polars as pl
 import pytest
 
-from sop_pipeline.contract import (
+from sop_pipeline.demo import generate_demo_company, write_demo_company
+from sop_pipeline.inputs.contract import (
     FILES_BY_NAME,
     INPUT_FILES,
     INTEGER,
@@ -15,7 +16,6 @@ from sop_pipeline.contract import (
     NONNEG,
     POSITIVE,
 )
-from sop_pipeline.demo_data import generate_demo_company, write_demo_company
 
 CYCLE = "2026-11"
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -56,8 +56,7 @@ def _contract_violations(frames: dict[str, pl.DataFrame]) -> list[str]:
             if col.required and s.null_count():
                 problems.append(f"{spec.name}.{col.name}: {s.null_count()} nulls")
             v = s.drop_nulls()
-            if col.kind == MONTH and not v.map_elements(lambda x: bool(MONTH_RE.match(x)),
-                                                        return_dtype=pl.Boolean).all():
+            if col.kind == MONTH and not v.map_elements(lambda x: bool(MONTH_RE.match(x)), return_dtype=pl.Boolean).all():
                 problems.append(f"{spec.name}.{col.name}: not YYYY-MM")
             if col.kind in (NONNEG, POSITIVE, INTEGER) and not v.dtype.is_numeric():
                 problems.append(f"{spec.name}.{col.name}: not numeric")
@@ -178,17 +177,20 @@ def test_share_of_intermittent_skus_is_roughly_10_to_20_percent(company):
     first = s.group_by("sku").agg(pl.col("month").min().alias("first"))
     recent = s.filter(pl.col("month") >= last24).group_by("sku").agg(pl.len().alias("nonzero"))
     stats = first.join(recent, on="sku", how="left").with_columns(pl.col("nonzero").fill_null(0))
-    window = [
-        _months_between(max(f, last24), "2026-10") for f in stats["first"]
-    ]
+    window = [_months_between(max(f, last24), "2026-10") for f in stats["first"]]
     stats = stats.with_columns(window=pl.Series(window))
     share = (1 - stats["nonzero"] / stats["window"] >= 0.4).mean()
     assert 0.10 <= share <= 0.20, share
 
 
 def test_volume_is_concentrated_so_abc_classes_make_sense(company):
-    vol = (company["sales_history"].filter(pl.col("month") >= "2025-11")
-           .group_by("sku").agg(pl.col("quantity").sum()).sort("quantity", descending=True))
+    vol = (
+        company["sales_history"]
+        .filter(pl.col("month") >= "2025-11")
+        .group_by("sku")
+        .agg(pl.col("quantity").sum())
+        .sort("quantity", descending=True)
+    )
     top20 = vol["quantity"].head(round(0.2 * vol.height)).sum() / vol["quantity"].sum()
     assert 0.55 <= top20 <= 0.9, top20
 
@@ -199,17 +201,25 @@ def test_history_contains_promotions_and_price_changes(company):
     assert promo.height > 0.01 * s.height
     assert promo["promotion"].max() <= 1.0
     # Prices at the start of history are below today's list price for most SKUs (increases).
-    first_year = (s.filter(pl.col("month") < "2023-06", pl.col("promotion") == 0)
-                  .group_by("sku").agg(pl.col("net_price").median())
-                  .join(company["products"].select("sku", "unit_price"), on="sku"))
+    first_year = (
+        s.filter(pl.col("month") < "2023-06", pl.col("promotion") == 0)
+        .group_by("sku")
+        .agg(pl.col("net_price").median())
+        .join(company["products"].select("sku", "unit_price"), on="sku")
+    )
     assert (first_year["net_price"] < first_year["unit_price"]).mean() > 0.8
 
 
 def test_families_have_distinct_seasonal_peaks(company):
     s = company["sales_history"].join(company["products"].select("sku", "family"), on="sku")
-    by_moy = (s.with_columns(moy=pl.col("month").str.slice(5, 2))
-              .group_by("family", "moy").agg(pl.col("quantity").sum())
-              .sort("quantity", descending=True).group_by("family", maintain_order=True).first())
+    by_moy = (
+        s.with_columns(moy=pl.col("month").str.slice(5, 2))
+        .group_by("family", "moy")
+        .agg(pl.col("quantity").sum())
+        .sort("quantity", descending=True)
+        .group_by("family", maintain_order=True)
+        .first()
+    )
     assert by_moy.height == 6
     assert by_moy["moy"].n_unique() >= 4
 
@@ -235,8 +245,10 @@ def test_npi_skus_launch_after_the_cycle_with_a_like_sku_with_history_or_a_launc
     without = npi.filter(pl.col("like_sku").is_null())
     assert without.height >= 1 and (without["launch_volume"] > 0).all()
     assert with_like["launch_volume"].is_null().all()
-    likes = with_like.join(p.select(pl.col("sku").alias("like_sku"), pl.col("family").alias("like_family"),
-                                    pl.col("status").alias("like_status")), on="like_sku")
+    likes = with_like.join(
+        p.select(pl.col("sku").alias("like_sku"), pl.col("family").alias("like_family"), pl.col("status").alias("like_status")),
+        on="like_sku",
+    )
     assert likes.height == with_like.height
     assert (likes["family"] == likes["like_family"]).all()
     assert (likes["like_status"] == "active").all()
@@ -305,19 +317,26 @@ def test_capacity_is_loaded_but_some_resources_are_tight_in_peak(company):
     """Last year's demand on preferred routings as a stand-in for next year's load."""
     s = company["sales_history"].filter(pl.col("month") >= "2025-11")
     pref = company["routings"].filter(pl.col("priority") == 1)
-    load = (s.join(pref, on="sku").group_by("resource", "month")
-            .agg((pl.col("quantity") * pl.col("hours_per_unit")).sum().alias("hours"))
-            .join(company["resources"], on="resource")
-            .with_columns(util=pl.col("hours") / pl.col("capacity_hours"))
-            .group_by("resource").agg(pl.col("util").mean().alias("avg"), pl.col("util").max().alias("peak")))
+    load = (
+        s.join(pref, on="sku")
+        .group_by("resource", "month")
+        .agg((pl.col("quantity") * pl.col("hours_per_unit")).sum().alias("hours"))
+        .join(company["resources"], on="resource")
+        .with_columns(util=pl.col("hours") / pl.col("capacity_hours"))
+        .group_by("resource")
+        .agg(pl.col("util").mean().alias("avg"), pl.col("util").max().alias("peak"))
+    )
     assert 0.6 <= load["avg"].median() <= 1.0
     assert (load["peak"] > 0.95).any()
 
 
 def test_families_are_made_mainly_in_one_plant(company):
-    pref = (company["routings"].filter(pl.col("priority") == 1)
-            .join(company["products"].select("sku", "family"), on="sku")
-            .join(company["resources"].select("resource", "plant"), on="resource"))
+    pref = (
+        company["routings"]
+        .filter(pl.col("priority") == 1)
+        .join(company["products"].select("sku", "family"), on="sku")
+        .join(company["resources"].select("resource", "plant"), on="resource")
+    )
     plants_per_family = pref.group_by("family").agg(pl.col("plant").n_unique())
     assert (plants_per_family["plant"] == 1).all()
 

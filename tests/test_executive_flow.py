@@ -9,11 +9,12 @@ import dagster as dg
 import duckdb
 import polars as pl
 import pytest
-
 from conftest import CYCLE, q, run_ok
-from sop_pipeline import executive_review
+
+from orchestration.cli import main as sop
 from sop_pipeline.bi import default_bi_path, publish_bi_copy
-from sop_pipeline.cli import main as sop
+from sop_pipeline.executive import governance
+from sop_pipeline.executive.status import status_report
 
 
 def _paths(data: Path, warehouse: Path) -> list[str]:
@@ -21,7 +22,12 @@ def _paths(data: Path, warehouse: Path) -> list[str]:
 
 
 def test_approval_publishes_the_plan_of_record_into_the_bi_copy(warehouse_copy, demo_dir):
-    assert sop(["approve", "--cycle", CYCLE, "--scenario", "baseline", "--by", "Dana (CEO)", "--note", "ok"] + _paths(demo_dir, warehouse_copy)) == 0
+    assert (
+        sop(
+            ["approve", "--cycle", CYCLE, "--scenario", "baseline", "--by", "Dana (CEO)", "--note", "ok"] + _paths(demo_dir, warehouse_copy)
+        )
+        == 0
+    )
     record = q(warehouse_copy, f"select * from planning.plan_of_record_supply where cycle = '{CYCLE}'")
     assert record.height > 0 and set(record["scenario"]) == {"baseline"} and set(record["approved_by"]) == {"Dana (CEO)"}
     bi = q(default_bi_path(warehouse_copy), f"select count(*) as n from bi.plan_of_record where cycle = '{CYCLE}'")
@@ -34,16 +40,24 @@ def test_a_changed_plan_makes_the_approval_stale_and_nothing_is_published(wareho
     from orchestration.runner import run_cycle
 
     assert sop(["approve", "--cycle", CYCLE, "--by", "Dana (CEO)"] + _paths(data_copy, warehouse_copy)) == 0
-    published = q(warehouse_copy, f"select distinct plan_version from planning.plan_of_record_supply where cycle = '{CYCLE}'")["plan_version"][0]
+    published = q(warehouse_copy, f"select distinct plan_version from planning.plan_of_record_supply where cycle = '{CYCLE}'")[
+        "plan_version"
+    ][0]
     # New inputs: sales raises a big SKU's demand; the rerun changes the plan.
     inputs = pl.read_csv(data_copy / "demand_inputs.csv", infer_schema=False)
     sku = q(warehouse_copy, f"select sku from planning.consensus_demand where cycle = '{CYCLE}' order by quantity desc limit 1")["sku"][0]
-    extra = inputs.head(1).with_columns(pl.lit("sku").alias("level"), pl.lit(sku).alias("key"), pl.lit("2027-03").alias("month"),
-                                        pl.lit("add").alias("adjustment_type"), pl.lit("500").alias("value"), pl.lit("sales").alias("layer"))
+    extra = inputs.head(1).with_columns(
+        pl.lit("sku").alias("level"),
+        pl.lit(sku).alias("key"),
+        pl.lit("2027-03").alias("month"),
+        pl.lit("add").alias("adjustment_type"),
+        pl.lit("500").alias("value"),
+        pl.lit("sales").alias("layer"),
+    )
     pl.concat([inputs, extra]).unique(subset=["layer", "level", "key", "month"], keep="last").write_csv(data_copy / "demand_inputs.csv")
     run_ok(CYCLE, data_copy, warehouse_copy)
     con = duckdb.connect(str(warehouse_copy), read_only=True)
-    status = executive_review.approval_status(con, CYCLE)
+    status = governance.approval_status(con, CYCLE)
     con.close()
     assert not status["matches"] and "changed after approval" in status["reason"]
     outcome = run_cycle(CYCLE, str(data_copy), str(warehouse_copy), job_name="publish_plan_of_record", printer=lambda _: None)
@@ -64,12 +78,18 @@ def test_approval_sensor_requests_a_run_only_for_a_matching_approval(warehouse_c
         first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
         assert not first.run_requests and "no approval" in (first.skip_message or "")
         con = duckdb.connect(str(warehouse_copy))
-        executive_review.record_decision(con, CYCLE, "baseline", "Dana (CEO)", "")
+        governance.record_decision(con, CYCLE, "baseline", "Dana (CEO)", "")
         con.close()
         second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
         assert [r.partition_key for r in second.run_requests] == [f"{CYCLE}-01"]
         con = duckdb.connect(str(warehouse_copy))
-        con.execute("update planning.supply_plan set production = production + 1 where cycle = ? and sku = (select min(sku) from planning.supply_plan)", [CYCLE])
+        con.execute(
+            (
+                "update planning.supply_plan set production = production + 1 where cycle = "
+                "? and sku = (select min(sku) from planning.supply_plan)"
+            ),
+            [CYCLE],
+        )
         con.close()
         third = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
         assert not third.run_requests and "changed after approval" in third.skip_message
@@ -90,7 +110,7 @@ def test_approval_from_the_ui_is_a_job_with_run_config(warehouse_copy):
 
 def test_status_lists_every_checkpoint_and_what_the_cycle_waits_for(warehouse_copy):
     con = duckdb.connect(str(warehouse_copy), read_only=True)
-    lines = "\n".join(executive_review.status_report(con, CYCLE))
+    lines = "\n".join(status_report(con, CYCLE))
     con.close()
     for gate in ("portfolio_is_sound", "consensus_demand_is_sound", "supply_plan_is_feasible", "financial_plan_ties_out"):
         assert gate in lines
@@ -102,7 +122,13 @@ def test_review_pack_has_a_page_per_review_step_and_the_charts(cycle_warehouse):
     pdf = folder / f"review_pack_{CYCLE}.pdf"
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
     assert pages >= 6  # title, product, demand, supply, financial, executive
-    for chart in ("demand_top_families", "capacity_top_bottlenecks", "inventory_top_families", "financial_revenue_margin", "financial_bridge"):
+    for chart in (
+        "demand_top_families",
+        "capacity_top_bottlenecks",
+        "inventory_top_families",
+        "financial_revenue_margin",
+        "financial_bridge",
+    ):
         assert (folder / f"{chart}.png").stat().st_size > 5_000, chart
     summary = q(cycle_warehouse, f"select * from planning.executive_summary where cycle = '{CYCLE}'")
     assert {"fill_rate", "revenue", "gross_margin", "inventory_value", "days_of_supply"} <= set(summary["kpi"])

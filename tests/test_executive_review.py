@@ -9,10 +9,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from conftest import write
 
-from sop_pipeline import bi
-from sop_pipeline import executive_review as er
-from sop_pipeline.warehouse import query, replace_cycle
+from sop_pipeline import bi, registry
+from sop_pipeline.executive import exceptions as exc
+from sop_pipeline.executive import governance as gov
+from sop_pipeline.executive import kpis
+from sop_pipeline.executive import status as cycle_status
+from sop_pipeline.reporting import pack as review
+from sop_pipeline.settings.gates import ExecutiveGates, Materiality
+from sop_pipeline.warehouse import query
 
 CYCLE = "2026-11"
 NOV, DEC = dt.date(2026, 11, 1), dt.date(2026, 12, 1)
@@ -25,10 +31,23 @@ def _supply(shortfall_dec: float = 20.0) -> pl.DataFrame:
             (CYCLE, scenario, "A", "F1", NOV, 100.0, 100.0, 50.0, 0.0, 10.0, 40.0),
             (CYCLE, scenario, "A", "F1", DEC, 100.0, 60.0, 30.0, shortfall_dec + extra, 10.0, 40.0),
         ]
-    return pl.DataFrame(rows, orient="row", schema={
-        "cycle": pl.Utf8, "scenario": pl.Utf8, "sku": pl.Utf8, "family": pl.Utf8, "month": pl.Date, "demand": pl.Float64,
-        "production": pl.Float64, "ending_inventory": pl.Float64, "shortfall": pl.Float64, "safety_stock": pl.Float64,
-        "target_inventory": pl.Float64})
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "cycle": pl.Utf8,
+            "scenario": pl.Utf8,
+            "sku": pl.Utf8,
+            "family": pl.Utf8,
+            "month": pl.Date,
+            "demand": pl.Float64,
+            "production": pl.Float64,
+            "ending_inventory": pl.Float64,
+            "shortfall": pl.Float64,
+            "safety_stock": pl.Float64,
+            "target_inventory": pl.Float64,
+        },
+    )
 
 
 def _capacity() -> pl.DataFrame:
@@ -38,55 +57,110 @@ def _capacity() -> pl.DataFrame:
         (CYCLE, "baseline", "R2", "P1", NOV, 100.0, 97.0, 0.0, 0.97, 0.0),
         (CYCLE, "baseline", "R2", "P1", DEC, 100.0, 50.0, 0.0, 0.5, 0.0),
     ]
-    return pl.DataFrame(rows, orient="row", schema={
-        "cycle": pl.Utf8, "scenario": pl.Utf8, "resource": pl.Utf8, "plant": pl.Utf8, "month": pl.Date,
-        "capacity_hours": pl.Float64, "load_hours": pl.Float64, "overtime_hours": pl.Float64, "utilization": pl.Float64,
-        "shadow_price": pl.Float64})
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "cycle": pl.Utf8,
+            "scenario": pl.Utf8,
+            "resource": pl.Utf8,
+            "plant": pl.Utf8,
+            "month": pl.Date,
+            "capacity_hours": pl.Float64,
+            "load_hours": pl.Float64,
+            "overtime_hours": pl.Float64,
+            "utilization": pl.Float64,
+            "shadow_price": pl.Float64,
+        },
+    )
 
 
 def _financial() -> pl.DataFrame:
-    return pl.DataFrame({
-        "cycle": [CYCLE] * 2, "scenario": ["baseline"] * 2, "family": ["F1"] * 2, "month": [NOV, DEC],
-        "volume": [100.0, 80.0], "revenue": [1000.0, 800.0], "cogs": [600.0, 480.0], "gross_margin": [400.0, 320.0],
-        "inventory_value": [300.0, 180.0], "unconstrained_revenue": [1000.0, 1000.0],
-    })
+    return pl.DataFrame(
+        {
+            "cycle": [CYCLE] * 2,
+            "scenario": ["baseline"] * 2,
+            "family": ["F1"] * 2,
+            "month": [NOV, DEC],
+            "volume": [100.0, 80.0],
+            "revenue": [1000.0, 800.0],
+            "cogs": [600.0, 480.0],
+            "gross_margin": [400.0, 320.0],
+            "inventory_value": [300.0, 180.0],
+            "unconstrained_revenue": [1000.0, 1000.0],
+        }
+    )
 
 
 def _budget_gap() -> pl.DataFrame:
     # As the financial review writes it: months and quarters, each family and ALL.
     rows = [
-        ("month", "2026-11", NOV, "F1", 1000.0, 1000.0), ("month", "2026-12", DEC, "F1", 800.0, 1000.0),
+        ("month", "2026-11", NOV, "F1", 1000.0, 1000.0),
+        ("month", "2026-12", DEC, "F1", 800.0, 1000.0),
         ("quarter", "2026-Q4", None, "F1", 1800.0, 2000.0),
-        ("month", "2026-11", NOV, "ALL", 1000.0, 1000.0), ("month", "2026-12", DEC, "ALL", 800.0, 1000.0),
+        ("month", "2026-11", NOV, "ALL", 1000.0, 1000.0),
+        ("month", "2026-12", DEC, "ALL", 800.0, 1000.0),
     ]
-    return pl.DataFrame(rows, orient="row", schema={
-        "period": pl.Utf8, "period_label": pl.Utf8, "month": pl.Date, "family": pl.Utf8, "plan": pl.Float64, "budget": pl.Float64,
-    }).with_columns(pl.lit(CYCLE).alias("cycle"), pl.lit("baseline").alias("scenario"), pl.lit("revenue").alias("measure"),
-                    (pl.col("plan") - pl.col("budget")).alias("gap"), (100 * (pl.col("plan") / pl.col("budget") - 1)).alias("gap_pct"))
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "period": pl.Utf8,
+            "period_label": pl.Utf8,
+            "month": pl.Date,
+            "family": pl.Utf8,
+            "plan": pl.Float64,
+            "budget": pl.Float64,
+        },
+    ).with_columns(
+        pl.lit(CYCLE).alias("cycle"),
+        pl.lit("baseline").alias("scenario"),
+        pl.lit("revenue").alias("measure"),
+        (pl.col("plan") - pl.col("budget")).alias("gap"),
+        (100 * (pl.col("plan") / pl.col("budget") - 1)).alias("gap_pct"),
+    )
 
 
 def _accuracy() -> pl.DataFrame:
     # Lag-1 consensus over three forecast cycles: biases +10%, +5%, 0%; WAPE pooled = 35 / 400.
-    return pl.DataFrame({
-        "cycle": [CYCLE] * 4, "forecast_cycle": ["2026-08", "2026-09", "2026-10", "2026-10"],
-        "layer": ["consensus", "consensus", "consensus", "statistical"], "family": ["ALL"] * 4, "lag": [1] * 4,
-        "points": [10] * 4, "actual": [100.0, 100.0, 200.0, 200.0], "forecast": [110.0, 105.0, 200.0, 260.0],
-        "abs_error": [10.0, 5.0, 20.0, 60.0], "wape": [0.1, 0.05, 0.1, 0.3], "bias": [0.1, 0.05, 0.0, 0.3],
-    })
+    return pl.DataFrame(
+        {
+            "cycle": [CYCLE] * 4,
+            "forecast_cycle": ["2026-08", "2026-09", "2026-10", "2026-10"],
+            "layer": ["consensus", "consensus", "consensus", "statistical"],
+            "family": ["ALL"] * 4,
+            "lag": [1] * 4,
+            "points": [10] * 4,
+            "actual": [100.0, 100.0, 200.0, 200.0],
+            "forecast": [110.0, 105.0, 200.0, 260.0],
+            "abs_error": [10.0, 5.0, 20.0, 60.0],
+            "wape": [0.1, 0.05, 0.1, 0.3],
+            "bias": [0.1, 0.05, 0.0, 0.3],
+        }
+    )
 
 
 def _consensus() -> pl.DataFrame:
-    return pl.DataFrame({"cycle": [CYCLE] * 2, "sku": ["A"] * 2, "family": ["F1"] * 2, "month": [NOV, DEC],
-                         "quantity": [100.0, 100.0], "p10": [80.0, 80.0], "p90": [120.0, 120.0]})
+    return pl.DataFrame(
+        {
+            "cycle": [CYCLE] * 2,
+            "sku": ["A"] * 2,
+            "family": ["F1"] * 2,
+            "month": [NOV, DEC],
+            "quantity": [100.0, 100.0],
+            "p10": [80.0, 80.0],
+            "p90": [120.0, 120.0],
+        }
+    )
 
 
 @pytest.fixture
 def con(tmp_path):
     connection = duckdb.connect(str(tmp_path / "sop.duckdb"))
-    replace_cycle(connection, "planning.consensus_demand", _consensus(), CYCLE)
-    replace_cycle(connection, "planning.supply_plan", _supply(), CYCLE)
-    replace_cycle(connection, "planning.capacity_plan", _capacity(), CYCLE)
-    replace_cycle(connection, "planning.financial_plan", _financial(), CYCLE)
+    write(connection, "consensus_demand", _consensus(), CYCLE)
+    write(connection, "supply_plan", _supply(), CYCLE)
+    write(connection, "capacity_plan", _capacity(), CYCLE)
+    write(connection, "financial_plan", _financial(), CYCLE)
     yield connection
     connection.close()
 
@@ -95,83 +169,85 @@ def con(tmp_path):
 
 
 def test_plan_version_is_stable_for_the_same_content_whatever_the_row_order(con):
-    first = er.plan_version(con, CYCLE)
+    first = gov.plan_version(con, CYCLE)
     assert re.fullmatch(r"[0-9a-f]{64}", first)
-    assert er.plan_version(con, CYCLE) == first
-    replace_cycle(con, "planning.supply_plan", _supply().reverse(), CYCLE)
-    assert er.plan_version(con, CYCLE) == first
+    assert gov.plan_version(con, CYCLE) == first
+    write(con, "supply_plan", _supply().reverse(), CYCLE)
+    assert gov.plan_version(con, CYCLE) == first
 
 
 def test_plan_version_changes_when_one_number_changes(con):
-    before = er.plan_version(con, CYCLE)
-    replace_cycle(con, "planning.supply_plan", _supply(shortfall_dec=20.001), CYCLE)
-    assert er.plan_version(con, CYCLE) != before
+    before = gov.plan_version(con, CYCLE)
+    write(con, "supply_plan", _supply(shortfall_dec=20.001), CYCLE)
+    assert gov.plan_version(con, CYCLE) != before
 
 
 def test_plan_version_ignores_decisions_checkpoints_and_other_cycles(con):
-    before = er.plan_version(con, CYCLE)
-    er.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", True, "ok")
-    er.record_decision(con, CYCLE, "baseline", "Ana CEO", "go")
-    replace_cycle(con, "planning.supply_plan", _supply().with_columns(pl.lit("2026-10").alias("cycle")), "2026-10")
-    assert er.plan_version(con, CYCLE) == before
+    before = gov.plan_version(con, CYCLE)
+    gov.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", True, "ok")
+    gov.record_decision(con, CYCLE, "baseline", "Ana CEO", "go")
+    write(con, "supply_plan", _supply().with_columns(pl.lit("2026-10").alias("cycle")), "2026-10")
+    assert gov.plan_version(con, CYCLE) == before
 
 
 # -- approval and plan of record ------------------------------------------------------------------
 
 
 def test_approval_matches_then_goes_stale_when_a_plan_table_changes(con):
-    assert er.approval_status(con, CYCLE)["reason"] == "no approval yet"
-    version = er.plan_version(con, CYCLE)
-    er.record_decision(con, CYCLE, "overtime", "Ana CEO", "buy the overtime", version, dt.datetime(2026, 11, 20, 9, 30))
-    status = er.approval_status(con, CYCLE)
+    assert gov.approval_status(con, CYCLE)["reason"] == "no approval yet"
+    version = gov.plan_version(con, CYCLE)
+    gov.record_decision(con, CYCLE, "overtime", "Ana CEO", "buy the overtime", version, dt.datetime(2026, 11, 20, 9, 30))
+    status = gov.approval_status(con, CYCLE)
     assert status["matches"] and status["latest_approval"]["scenario"] == "overtime"
     assert status["reason"].startswith("scenario overtime approved by Ana CEO at 2026-11-20 09:30 UTC for version " + version[:12])
 
-    replace_cycle(con, "planning.capacity_plan", _capacity().with_columns(pl.col("load_hours") + 1), CYCLE)
-    stale = er.approval_status(con, CYCLE)
+    write(con, "capacity_plan", _capacity().with_columns(pl.col("load_hours") + 1), CYCLE)
+    stale = gov.approval_status(con, CYCLE)
     assert not stale["matches"]
-    assert stale["reason"].startswith(f"plan changed after approval: approved version {version[:12]}... != current {stale['current_version'][:12]}")
+    assert stale["reason"].startswith(
+        f"plan changed after approval: approved version {version[:12]}... != current {stale['current_version'][:12]}"
+    )
 
 
 def test_approval_of_an_unknown_scenario_is_refused(con):
     with pytest.raises(ValueError, match="scenario 'nope' is not in cycle 2026-11"):
-        er.record_decision(con, CYCLE, "nope", "Ana CEO", "")
+        gov.record_decision(con, CYCLE, "nope", "Ana CEO", "")
 
 
 def test_plan_of_record_refuses_without_a_matching_approval(con):
-    with pytest.raises(er.PlanNotApprovedError, match="no approval yet"):
-        er.build_plan_of_record(con, CYCLE, "baseline")
-    er.record_decision(con, CYCLE, "baseline", "Ana CEO", "")
-    with pytest.raises(er.PlanNotApprovedError, match="not the approved one"):
-        er.build_plan_of_record(con, CYCLE, "overtime")
-    replace_cycle(con, "planning.financial_plan", _financial().with_columns(pl.col("revenue") * 1.01), CYCLE)
-    with pytest.raises(er.PlanNotApprovedError, match="plan changed after approval"):
-        er.publish_plan_of_record(con, CYCLE, "baseline")
+    with pytest.raises(gov.PlanNotApprovedError, match="no approval yet"):
+        gov.build_plan_of_record(con, CYCLE, "baseline")
+    gov.record_decision(con, CYCLE, "baseline", "Ana CEO", "")
+    with pytest.raises(gov.PlanNotApprovedError, match="not the approved one"):
+        gov.build_plan_of_record(con, CYCLE, "overtime")
+    write(con, "financial_plan", _financial().with_columns(pl.col("revenue") * 1.01), CYCLE)
+    with pytest.raises(gov.PlanNotApprovedError, match="plan changed after approval"):
+        gov.publish_plan_of_record(con, CYCLE, "baseline")
     assert not query(con, "select * from information_schema.tables where table_name like 'plan_of_record%'").height
 
 
 def test_plan_of_record_builds_the_approved_scenario_with_a_matching_approval(con):
-    version = er.plan_version(con, CYCLE)
-    er.record_decision(con, CYCLE, "overtime", "Ana CEO", "")
-    frames = er.build_plan_of_record(con, CYCLE, "overtime")
-    assert set(frames) == set(er.PLAN_OF_RECORD_SOURCES)
-    supply = frames["planning.plan_of_record_supply"]
+    version = gov.plan_version(con, CYCLE)
+    gov.record_decision(con, CYCLE, "overtime", "Ana CEO", "")
+    frames = gov.build_plan_of_record(con, CYCLE, "overtime")
+    assert set(frames) == set(registry.PLAN_OF_RECORD_SOURCES)
+    supply = frames["plan_of_record_supply"]
     assert supply.columns[:5] == ["cycle", "scenario", "plan_version", "approved_by", "approved_at"]
     assert supply["scenario"].unique().to_list() == ["overtime"] and supply.height == 2
     assert supply["plan_version"].unique().to_list() == [version]
-    assert frames["planning.plan_of_record_capacity"].height == 0  # no overtime rows in the capacity plan
-    assert frames["planning.plan_of_record_demand"].height == 2  # demand is the same for every scenario
+    assert frames["plan_of_record_capacity"].height == 0  # no overtime rows in the capacity plan
+    assert frames["plan_of_record_demand"].height == 2  # demand is the same for every scenario
 
-    written = er.publish_plan_of_record(con, CYCLE, "overtime")
+    written = gov.publish_plan_of_record(con, CYCLE, "overtime")
     assert written["planning.plan_of_record_supply"] == 2
-    assert er.approval_status(con, CYCLE)["matches"], "publishing must not change the plan version"
-    assert er.plan_of_record_version(con, CYCLE) == version
+    assert gov.approval_status(con, CYCLE)["matches"], "publishing must not change the plan version"
+    assert gov.plan_of_record_version(con, CYCLE) == version
     bi.create_bi_views(con)
     por = query(con, "select * from bi.plan_of_record order by month")
     assert por["demand_units"].to_list() == [100.0, 100.0]
     assert por["shortfall"].to_list() == [0.0, 10.0]
     assert por["is_current_cycle"].all() and por["approved_by"].unique().to_list() == ["Ana CEO"]
-    assert any(line.startswith("plan of record published (scenario overtime") for line in er.status_report(con, CYCLE))
+    assert any(line.startswith("plan of record published (scenario overtime") for line in cycle_status.status_report(con, CYCLE))
 
 
 # -- KPIs and exceptions -------------------------------------------------------------------------
@@ -182,8 +258,7 @@ def _kpis(summary: pl.DataFrame, scenario: str = "baseline") -> dict[str, float 
 
 
 def test_executive_summary_kpis_on_a_hand_made_plan():
-    summary = er.executive_summary(CYCLE, _supply(), _capacity(), _financial(), _budget_gap(), _accuracy())
-    assert summary.schema == pl.Schema(er.SUMMARY_SCHEMA)
+    summary = kpis.executive_summary(CYCLE, _supply(), _capacity(), _financial(), _budget_gap(), _accuracy())
     k = _kpis(summary)
     assert k["fill_rate"] == pytest.approx(1 - 20 / 200)
     assert k["late_units"] == pytest.approx(20)
@@ -204,30 +279,46 @@ def test_executive_summary_kpis_on_a_hand_made_plan():
 
 
 def test_executive_summary_notes_absent_inputs_instead_of_failing():
-    summary = er.executive_summary(CYCLE)
+    summary = kpis.executive_summary(CYCLE)
     assert summary["scenario"].unique().to_list() == ["baseline"]
     assert summary["value"].is_null().all()
     details = " | ".join(summary["detail"])
     assert "no supply plan this cycle" in details and "no capacity plan this cycle" in details
     assert "no earlier cycle scored yet" in details
-    assert er.exceptions(CYCLE).height == 0
-    assert len(er.review_notes({})) == 5
+    assert exc.exceptions(CYCLE).height == 0
+    assert len(exc.review_notes({})) == 5
 
 
 def test_exceptions_list_only_what_is_above_materiality_ranked_by_money():
-    gates = er.ExecutiveGates(shortfall_revenue=1000, budget_gap_amount=50_000, budget_gap_pct=5, utilization=0.95, capacity_money=100)
-    supply = pl.DataFrame({
-        "cycle": CYCLE, "scenario": "baseline", "sku": ["A", "B"], "family": ["F1", "F2"], "month": [DEC, NOV],
-        "demand": [1000.0, 500.0], "shortfall": [200.0, 50.0],
-    })
+    gates = ExecutiveGates(
+        materiality=Materiality(shortfall_revenue=1000, budget_gap_amount=50_000, budget_gap_pct=5, utilization=0.95, capacity_money=100)
+    )
+    supply = pl.DataFrame(
+        {
+            "cycle": CYCLE,
+            "scenario": "baseline",
+            "sku": ["A", "B"],
+            "family": ["F1", "F2"],
+            "month": [DEC, NOV],
+            "demand": [1000.0, 500.0],
+            "shortfall": [200.0, 50.0],
+        }
+    )
     products = pl.DataFrame({"sku": ["A", "B"], "unit_price": [10.0, 10.0]})
-    budget = pl.DataFrame({
-        "cycle": CYCLE, "scenario": "baseline", "period": "month", "period_label": "2026-12", "family": ["F1", "F2", "F3"],
-        "measure": "revenue", "plan": [440_000.0, 9_940_000.0, 1_000.0], "budget": [500_000.0, 10_000_000.0, 100_000.0],
-    })
+    budget = pl.DataFrame(
+        {
+            "cycle": CYCLE,
+            "scenario": "baseline",
+            "period": "month",
+            "period_label": "2026-12",
+            "family": ["F1", "F2", "F3"],
+            "measure": "revenue",
+            "plan": [440_000.0, 9_940_000.0, 1_000.0],
+            "budget": [500_000.0, 10_000_000.0, 100_000.0],
+        }
+    )
     resources = pl.DataFrame({"resource": ["R1", "R2"], "cost_per_hour": [30.0, 30.0], "overtime_cost_per_hour": [40.0, 40.0]})
-    found = er.exceptions(CYCLE, supply, _capacity(), None, budget, gates, products=products, resources=resources)
-    assert found.schema == pl.Schema(er.EXCEPTIONS_SCHEMA)
+    found = exc.exceptions(CYCLE, supply, _capacity(), None, budget, gates, products=products, resources=resources)
     # F2's shortfall (500), F2's gap (0.6% of budget) and R2 (no money at stake) stay below materiality.
     assert found.select("rank", "kind", "subject", "money").rows() == [
         (1, "budget_gap", "F3", 99_000.0),
@@ -259,36 +350,43 @@ def _pdf_pages(path: Path) -> int:
 
 
 def test_review_pack_has_a_title_page_and_one_page_per_review_step(con, tmp_path):
-    frames = er.load_cycle_frames(con, CYCLE)
+    frames = cycle_status.load_cycle_frames(con, CYCLE)
     frames["forecast_accuracy"] = _accuracy()
     frames["budget_gap"] = _budget_gap()
-    frames["executive_summary"] = er.executive_summary(CYCLE, frames["supply_plan"], frames["capacity_plan"],
-                                                       frames["financial_plan"], frames["budget_gap"], frames["forecast_accuracy"])
-    frames["executive_exceptions"] = er.exceptions(CYCLE, frames["supply_plan"], frames["capacity_plan"], frames["financial_plan"],
-                                                   frames["budget_gap"], er.ExecutiveGates(shortfall_revenue=1, capacity_money=1))
+    frames["executive_summary"] = kpis.executive_summary(
+        CYCLE, frames["supply_plan"], frames["capacity_plan"], frames["financial_plan"], frames["budget_gap"], frames["forecast_accuracy"]
+    )
+    frames["executive_exceptions"] = exc.exceptions(
+        CYCLE,
+        frames["supply_plan"],
+        frames["capacity_plan"],
+        frames["financial_plan"],
+        frames["budget_gap"],
+        ExecutiveGates(materiality=Materiality(shortfall_revenue=1, capacity_money=1)),
+    )
     charts = {"demand_top_families": _png("demand"), "capacity_load": _png("capacity")}
-    status = er.approval_status(con, CYCLE)
-    pack = er.review_pack(tmp_path / "pack", CYCLE, frames, charts, status["current_version"], status)
+    status = gov.approval_status(con, CYCLE)
+    pack = review.review_pack(tmp_path / "pack", CYCLE, frames, charts, status["current_version"], status)
     assert pack == tmp_path / "pack" / "review_pack_2026-11.pdf"
-    assert _pdf_pages(pack) == 1 + len(er.PACK_STEPS)
+    assert _pdf_pages(pack) == 1 + len(review.PACK_STEPS)
     assert (tmp_path / "pack" / "demand_top_families.png").read_bytes() == charts["demand_top_families"]
     assert (tmp_path / "pack" / "capacity_load.png").exists()
     assert not [p for p in (tmp_path / "pack").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_review_pack_without_any_data_still_has_every_page(tmp_path):
-    pack = er.review_pack(tmp_path, CYCLE, {}, {}, None, None)
-    assert _pdf_pages(pack) == 1 + len(er.PACK_STEPS)
+    pack = review.review_pack(tmp_path, CYCLE, {}, {}, None, None)
+    assert _pdf_pages(pack) == 1 + len(review.PACK_STEPS)
 
 
 def test_status_report_says_which_checkpoints_passed_and_who_the_cycle_waits_for(con):
-    er.record_checkpoint(con, CYCLE, "portfolio_is_sound", True, "all SKUs known")
-    er.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", False, "SKU A 2026-12 missing")
-    er.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", True, "complete")  # a rerun replaces the row
-    er.record_checkpoint(con, CYCLE, "overrides_have_reasons", False, "1 override without a reason", blocking=False)
-    summary = er.executive_summary(CYCLE, _supply(), _capacity(), _financial())
-    replace_cycle(con, "planning.executive_summary", summary, CYCLE)
-    lines = er.status_report(con, CYCLE)
+    gov.record_checkpoint(con, CYCLE, "portfolio_is_sound", True, "all SKUs known")
+    gov.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", False, "SKU A 2026-12 missing")
+    gov.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", True, "complete")  # a rerun replaces the row
+    gov.record_checkpoint(con, CYCLE, "overrides_have_reasons", False, "1 override without a reason", blocking=False)
+    summary = kpis.executive_summary(CYCLE, _supply(), _capacity(), _financial())
+    write(con, "executive_summary", summary, CYCLE)
+    lines = cycle_status.status_report(con, CYCLE)
     text = "\n".join(lines)
     assert "portfolio_is_sound: passed" in text and "consensus_demand_is_sound: passed" in text and "FAILED" not in text
     assert "overrides_have_reasons: WARNING" in text  # shown, but the cycle does not wait for it
@@ -296,10 +394,10 @@ def test_status_report_says_which_checkpoints_passed_and_who_the_cycle_waits_for
     assert "financial review: financial_plan 2" in text
     assert "approval: no approval yet" in text
     assert lines[-1] == "waiting for an executive to approve scenario one of baseline, overtime (sop approve)"
-    er.record_decision(con, CYCLE, "baseline", "Ana CEO", "")
-    assert er.status_report(con, CYCLE)[-1].startswith("approved; waiting for the plan of record to be published")
-    er.record_checkpoint(con, CYCLE, "portfolio_is_sound", False, "SKU Z not in the product master")
-    assert er.status_report(con, CYCLE)[-1].startswith("waiting for planners: checkpoint(s) portfolio_is_sound failed")
+    gov.record_decision(con, CYCLE, "baseline", "Ana CEO", "")
+    assert cycle_status.status_report(con, CYCLE)[-1].startswith("approved; waiting for the plan of record to be published")
+    gov.record_checkpoint(con, CYCLE, "portfolio_is_sound", False, "SKU Z not in the product master")
+    assert cycle_status.status_report(con, CYCLE)[-1].startswith("waiting for planners: checkpoint(s) portfolio_is_sound failed")
 
 
 def test_review_pack_lists_an_exception_shared_by_every_scenario_once():
@@ -307,13 +405,15 @@ def test_review_pack_lists_an_exception_shared_by_every_scenario_once():
 
     import polars as pl
 
-    from sop_pipeline.executive_review import _distinct_exceptions
+    from sop_pipeline.reporting.pack import _distinct_exceptions
 
     row = {"kind": "budget_gap", "subject": "Garden", "month": dt.date(2027, 5, 1), "period_label": "2027-05", "money": 9.0e4}
-    excs = pl.DataFrame([
-        {"scenario": "upside", **row},
-        {"scenario": "baseline", **row},
-        {"scenario": "outage", **row, "kind": "shortfall", "subject": "VLC-L01", "money": 5.0e4},
-    ])
+    excs = pl.DataFrame(
+        [
+            {"scenario": "upside", **row},
+            {"scenario": "baseline", **row},
+            {"scenario": "outage", **row, "kind": "shortfall", "subject": "VLC-L01", "money": 5.0e4},
+        ]
+    )
     distinct = _distinct_exceptions(excs)
     assert distinct.select("scenario", "kind").rows() == [("baseline", "budget_gap"), ("outage", "shortfall")]

@@ -13,36 +13,80 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sop_pipeline import financial_review as fr
-from sop_pipeline.financial_review import FinancialGates
+from sop_pipeline.finance.bridge import plan_bridge
+from sop_pipeline.finance.budget import budget_gap
+from sop_pipeline.finance.checks import coverage_problems, reconciliation_problems, tie_out_problems
+from sop_pipeline.finance.plan import financial_plan
+from sop_pipeline.finance.prices import price_by_sku_month
+from sop_pipeline.finance.reconciliation import reconciliation
+from sop_pipeline.finance.review import run_financial_review
+from sop_pipeline.finance.scenarios import scenario_comparison
+from sop_pipeline.reporting.charts import bridge_chart, revenue_margin_chart
+from sop_pipeline.settings.gates import FinancialGates
 
 D = dt.date
 CYCLE = "2026-11"
 M = [D(2026, 11, 1), D(2026, 12, 1), D(2027, 1, 1)]
 GATES = FinancialGates(gap_tolerance_pct=5.0, gap_min_abs=1.0, tie_out_tolerance=0.01)
 
-PRODUCTS = pl.DataFrame({
-    "sku": ["A1", "A2", "B1", "B2"], "family": ["F1", "F1", "F2", "F2"],
-    "unit_price": [30.0, 25.0, 40.0, 15.0], "unit_cost": [99.0, 99.0, 99.0, 6.0], "status": ["active"] * 4,
-})
-MATERIALS = pl.DataFrame({"material": ["M1", "M2"], "supplier": ["S1", "S2"], "unit_cost": [2.0, 5.0],
-                          "lead_time_months": [1, 1], "supplier_capacity": [1e6, 1e6], "on_hand": [0.0, 0.0]})
+PRODUCTS = pl.DataFrame(
+    {
+        "sku": ["A1", "A2", "B1", "B2"],
+        "family": ["F1", "F1", "F2", "F2"],
+        "unit_price": [30.0, 25.0, 40.0, 15.0],
+        "unit_cost": [99.0, 99.0, 99.0, 6.0],
+        "status": ["active"] * 4,
+    }
+)
+MATERIALS = pl.DataFrame(
+    {
+        "material": ["M1", "M2"],
+        "supplier": ["S1", "S2"],
+        "unit_cost": [2.0, 5.0],
+        "lead_time_months": [1, 1],
+        "supplier_capacity": [1e6, 1e6],
+        "on_hand": [0.0, 0.0],
+    }
+)
 BOM = pl.DataFrame({"sku": ["A1", "A2", "A2", "B1"], "material": ["M1", "M1", "M2", "M2"], "qty_per": [2.0, 1.0, 1.0, 2.0]})
-ROUTINGS = pl.DataFrame({"sku": ["A1", "A1", "A2", "B1"], "resource": ["R1", "R2", "R1", "R2"],
-                         "plant": ["P1"] * 4, "hours_per_unit": [0.5, 0.8, 0.25, 1.0], "priority": [1, 2, 1, 1]})
-RESOURCES = pl.DataFrame({"resource": ["R1", "R2"], "plant": ["P1", "P1"], "capacity_hours": [60.0, 100.0],
-                          "overtime_hours": [20.0, 20.0], "cost_per_hour": [20.0, 10.0], "overtime_cost_per_hour": [30.0, 18.0]})
+ROUTINGS = pl.DataFrame(
+    {
+        "sku": ["A1", "A1", "A2", "B1"],
+        "resource": ["R1", "R2", "R1", "R2"],
+        "plant": ["P1"] * 4,
+        "hours_per_unit": [0.5, 0.8, 0.25, 1.0],
+        "priority": [1, 2, 1, 1],
+    }
+)
+RESOURCES = pl.DataFrame(
+    {
+        "resource": ["R1", "R2"],
+        "plant": ["P1", "P1"],
+        "capacity_hours": [60.0, 100.0],
+        "overtime_hours": [20.0, 20.0],
+        "cost_per_hour": [20.0, 10.0],
+        "overtime_cost_per_hour": [30.0, 18.0],
+    }
+)
 # Standard cost per unit: A1 = 2x2 + 0.5x20 = 14, A2 = 2+5 + 0.25x20 = 12, B1 = 2x5 + 1x10 = 20,
 # B2 has neither BOM nor routing: its unit_cost 6.
 STD = {"A1": 14.0, "A2": 12.0, "B1": 20.0, "B2": 6.0}
 PRICE = {"A1": 30.0, "A2": 25.0, "B1": 40.0, "B2": 15.0}
 DEMAND = {"A1": [100.0, 120.0, 100.0], "A2": [50.0] * 3, "B1": [40.0] * 3, "B2": [80.0] * 3}
 
-CONSENSUS = pl.DataFrame([
-    (CYCLE, sku, "F1" if sku.startswith("A") else "F2", m, q, q * 0.8, q * 1.2)
-    for sku, qs in DEMAND.items() for m, q in zip(M, qs)
-], schema={"cycle": pl.String, "sku": pl.String, "family": pl.String, "month": pl.Date,
-           "quantity": pl.Float64, "p10": pl.Float64, "p90": pl.Float64}, orient="row")
+CONSENSUS = pl.DataFrame(
+    [(CYCLE, sku, "F1" if sku.startswith("A") else "F2", m, q, q * 0.8, q * 1.2) for sku, qs in DEMAND.items() for m, q in zip(M, qs)],
+    schema={
+        "cycle": pl.String,
+        "sku": pl.String,
+        "family": pl.String,
+        "month": pl.Date,
+        "quantity": pl.Float64,
+        "p10": pl.Float64,
+        "p90": pl.Float64,
+    },
+    orient="row",
+)
 
 
 def _supply_plan() -> pl.DataFrame:
@@ -53,9 +97,21 @@ def _supply_plan() -> pl.DataFrame:
                 backlog = 20.0 if (scenario == "baseline" and sku == "A1" and i == 1) else 0.0
                 shipped = q - backlog + (20.0 if (scenario == "baseline" and sku == "A1" and i == 2) else 0.0)
                 rows.append((CYCLE, scenario, sku, m, q, shipped, 10.0 if sku == "A1" else 5.0, backlog, 5.0))
-    return pl.DataFrame(rows, schema={"cycle": pl.String, "scenario": pl.String, "sku": pl.String, "month": pl.Date,
-                                      "demand": pl.Float64, "production": pl.Float64, "ending_inventory": pl.Float64,
-                                      "shortfall": pl.Float64, "safety_stock": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "cycle": pl.String,
+            "scenario": pl.String,
+            "sku": pl.String,
+            "month": pl.Date,
+            "demand": pl.Float64,
+            "production": pl.Float64,
+            "ending_inventory": pl.Float64,
+            "shortfall": pl.Float64,
+            "safety_stock": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def _capacity_plan() -> pl.DataFrame:
@@ -65,15 +121,36 @@ def _capacity_plan() -> pl.DataFrame:
             for i, m in enumerate(M):
                 hours = ot if (resource == "R1" and i == 1) else 0.0
                 rows.append((CYCLE, scenario, resource, "P1", m, 60.0 if resource == "R1" else 100.0, 60.0 + hours, hours, 1.0, 0.0))
-    return pl.DataFrame(rows, schema={"cycle": pl.String, "scenario": pl.String, "resource": pl.String, "plant": pl.String,
-                                      "month": pl.Date, "capacity_hours": pl.Float64, "load_hours": pl.Float64,
-                                      "overtime_hours": pl.Float64, "utilization": pl.Float64, "shadow_price": pl.Float64},
-                        orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "cycle": pl.String,
+            "scenario": pl.String,
+            "resource": pl.String,
+            "plant": pl.String,
+            "month": pl.Date,
+            "capacity_hours": pl.Float64,
+            "load_hours": pl.Float64,
+            "overtime_hours": pl.Float64,
+            "utilization": pl.Float64,
+            "shadow_price": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def _exceptions(style: str = "constraint_kind") -> pl.DataFrame:
-    base = {"cycle": [CYCLE], "scenario": ["baseline"], "sku": ["A1"], "month": [M[1]], "exception": ["shortfall"],
-            "demand": [120.0], "shortfall": [20.0], "constraint_month": [M[1]], "shadow_price": [12.0]}
+    base = {
+        "cycle": [CYCLE],
+        "scenario": ["baseline"],
+        "sku": ["A1"],
+        "month": [M[1]],
+        "exception": ["shortfall"],
+        "demand": [120.0],
+        "shortfall": [20.0],
+        "constraint_month": [M[1]],
+        "shadow_price": [12.0],
+    }
     if style == "constraint_kind":
         return pl.DataFrame({**base, "constraint_kind": ["capacity"], "constraint": ["R1"]})
     return pl.DataFrame({**base, "binding_constraint": ["resource:R1"]})
@@ -81,17 +158,33 @@ def _exceptions(style: str = "constraint_kind") -> pl.DataFrame:
 
 # Budget: F1 expects more units than the consensus (180 a month at 28), F2 the same units at a
 # higher average price (120 at 30, while the plan sells 40 x 40 + 80 x 15 = 2,800).
-BUDGET = pl.DataFrame({
-    "month": M * 2, "family": ["F1"] * 3 + ["F2"] * 3,
-    "volume": [180.0] * 3 + [120.0] * 3, "revenue": [5040.0] * 3 + [3600.0] * 3,
-    "gross_margin": [2520.0] * 3 + [1200.0] * 3,
-}).with_columns(pl.format("{}-Q{}", pl.col("month").dt.year(), pl.col("month").dt.quarter()).alias("quarter_label"),
-                (pl.col("revenue") - pl.col("gross_margin")).alias("cogs"))
+BUDGET = pl.DataFrame(
+    {
+        "month": M * 2,
+        "family": ["F1"] * 3 + ["F2"] * 3,
+        "volume": [180.0] * 3 + [120.0] * 3,
+        "revenue": [5040.0] * 3 + [3600.0] * 3,
+        "gross_margin": [2520.0] * 3 + [1200.0] * 3,
+    }
+).with_columns(
+    pl.format("{}-Q{}", pl.col("month").dt.year(), pl.col("month").dt.quarter()).alias("quarter_label"),
+    (pl.col("revenue") - pl.col("gross_margin")).alias("cogs"),
+)
 
 
 def _plan(price_plan=None, supply_plan=None):
-    return fr.financial_plan(CYCLE, PRODUCTS, supply_plan if supply_plan is not None else _supply_plan(), CONSENSUS,
-                             BOM, MATERIALS, ROUTINGS, RESOURCES, _capacity_plan(), price_plan)
+    return financial_plan(
+        CYCLE,
+        PRODUCTS,
+        supply_plan if supply_plan is not None else _supply_plan(),
+        CONSENSUS,
+        BOM,
+        MATERIALS,
+        ROUTINGS,
+        RESOURCES,
+        _capacity_plan(),
+        price_plan,
+    )
 
 
 def _row(frame: pl.DataFrame, **keys) -> dict:
@@ -101,8 +194,7 @@ def _row(frame: pl.DataFrame, **keys) -> dict:
 
 
 def _rec(exception_style: str = "constraint_kind", price_plan=None) -> pl.DataFrame:
-    return fr.reconciliation(_plan(price_plan), BUDGET, _supply_plan(), CONSENSUS, PRODUCTS, _exceptions(exception_style),
-                             price_plan, GATES)
+    return reconciliation(_plan(price_plan), BUDGET, _supply_plan(), CONSENSUS, PRODUCTS, _exceptions(exception_style), price_plan, GATES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,16 +218,18 @@ def test_revenue_ties_out_to_units_times_price_and_cogs_to_standard_cost_plus_ov
     # the bought-in B2 is costed at its unit_cost
     f2 = _row(plan, scenario="baseline", family="F2", month=M[0])
     assert f2["cogs"] == pytest.approx(40 * STD["B1"] + 80 * STD["B2"])
-    assert fr.tie_out_problems(plan, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES).height == 0
+    assert tie_out_problems(plan, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES).height == 0
 
 
 def test_tie_out_check_detects_a_tampered_revenue_row():
     plan = _plan()
     tampered = plan.with_columns(
         pl.when((pl.col("scenario") == "baseline") & (pl.col("family") == "F2") & (pl.col("month") == M[2]))
-        .then(pl.col("revenue") + 50.0).otherwise(pl.col("revenue")).alias("revenue")
+        .then(pl.col("revenue") + 50.0)
+        .otherwise(pl.col("revenue"))
+        .alias("revenue")
     )
-    problems = fr.tie_out_problems(tampered, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES)
+    problems = tie_out_problems(tampered, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES)
     revenue = problems.filter(pl.col("measure") == "revenue")
     assert set(revenue["level"].to_list()) == {"family", "total"}
     family_row = revenue.filter(pl.col("level") == "family").row(0, named=True)
@@ -147,16 +241,22 @@ def test_tie_out_check_detects_a_tampered_revenue_row():
 
 def test_coverage_check_detects_a_missing_family_month():
     plan = _plan()
-    assert fr.coverage_problems(plan, _supply_plan(), CONSENSUS, PRODUCTS).height == 0
+    assert coverage_problems(plan, _supply_plan(), CONSENSUS, PRODUCTS).height == 0
     holed = plan.filter(~((pl.col("scenario") == "overtime") & (pl.col("family") == "F1") & (pl.col("month") == M[1])))
-    problems = fr.coverage_problems(holed, _supply_plan(), CONSENSUS, PRODUCTS)
+    problems = coverage_problems(holed, _supply_plan(), CONSENSUS, PRODUCTS)
     assert problems.select("scenario", "family", "month", "problem").rows() == [("overtime", "F1", M[1], "missing family-month")]
 
 
 def test_price_plan_compounds_family_and_sku_changes_from_their_month_on():
-    plan = pl.DataFrame({"level": ["family", "family", "sku"], "key": ["F1", "F1", "A1"], "month": [M[1], M[2], M[2]],
-                         "price_change_pct": [5.0, 2.0, -10.0]})
-    prices = fr.price_by_sku_month(PRODUCTS, plan, M)
+    plan = pl.DataFrame(
+        {
+            "level": ["family", "family", "sku"],
+            "key": ["F1", "F1", "A1"],
+            "month": [M[1], M[2], M[2]],
+            "price_change_pct": [5.0, 2.0, -10.0],
+        }
+    )
+    prices = price_by_sku_month(PRODUCTS, plan, M)
     a1 = prices.filter(pl.col("sku") == "A1")["price"].to_list()
     assert a1 == pytest.approx([30.0, 30.0 * 1.05, 30.0 * 1.05 * 1.02 * 0.9])
     assert prices.filter(pl.col("sku") == "A2")["price"].to_list() == pytest.approx([25.0, 25.0 * 1.05, 25.0 * 1.05 * 1.02])
@@ -164,7 +264,7 @@ def test_price_plan_compounds_family_and_sku_changes_from_their_month_on():
 
 
 def test_budget_gap_by_month_and_quarter_for_every_scenario():
-    gap = fr.budget_gap(_plan(), BUDGET, GATES)
+    gap = budget_gap(_plan(), BUDGET, GATES)
     rev = _row(gap, scenario="baseline", family="F2", period="month", period_label="2026-11", measure="revenue")
     assert (rev["plan"], rev["budget"], rev["gap"]) == pytest.approx((2800.0, 3600.0, -800.0))
     assert rev["gap_pct"] == pytest.approx(-800 / 3600 * 100) and rev["above_tolerance"]
@@ -185,7 +285,7 @@ def test_bridge_steps_add_up_to_the_total_change_for_both_comparisons(with_last_
             pl.when(pl.col("family") == "F1").then(pl.col("volume") * 0.8).otherwise(pl.col("volume") * 1.3).alias("volume"),
             pl.when(pl.col("family") == "F1").then(pl.col("revenue") * 0.7).otherwise(pl.col("revenue") * 1.2).alias("revenue"),
         )
-    bridge = fr.plan_bridge(plan, BUDGET, last)
+    bridge = plan_bridge(plan, BUDGET, last)
     expected = {"budget_to_plan", "last_cycle_to_plan"} if with_last_plan else {"budget_to_plan"}
     assert set(bridge["comparison"].unique().to_list()) == expected
     for (comparison, scenario), rows in bridge.group_by("comparison", "scenario"):
@@ -203,9 +303,7 @@ def test_a_5pct_family_price_increase_shows_as_the_bridge_price_step_with_zero_v
     before = _plan().filter(pl.col("scenario") == "baseline")
     budget = before.select("month", "family", "volume", "revenue", "gross_margin")
     price_plan = pl.DataFrame({"level": ["family"], "key": ["F1"], "month": [M[1]], "price_change_pct": [5.0]})
-    bridge = fr.plan_bridge(_plan(price_plan), budget).filter(
-        (pl.col("comparison") == "budget_to_plan") & (pl.col("scenario") == "baseline")
-    )
+    bridge = plan_bridge(_plan(price_plan), budget).filter((pl.col("comparison") == "budget_to_plan") & (pl.col("scenario") == "baseline"))
     steps = bridge.group_by("step").agg(pl.col("value").sum())
     value = dict(zip(steps["step"].to_list(), steps["value"].to_list()))
     f1_from_december = before.filter((pl.col("family") == "F1") & (pl.col("month") >= M[1]))["revenue"].sum()
@@ -244,29 +342,31 @@ def test_reconciliation_names_demand_and_price_causes_and_its_components_add_up_
 
 def test_every_gap_above_tolerance_appears_in_the_reconciliation():
     plan = _plan()
-    gap = fr.budget_gap(plan, BUDGET, GATES)
+    gap = budget_gap(plan, BUDGET, GATES)
     rec = _rec()
-    assert fr.reconciliation_problems(rec, gap, plan, GATES).height == 0
-    above = gap.filter((pl.col("scenario") == "baseline") & (pl.col("period") == "month") & (pl.col("family") != "ALL")
-                       & pl.col("above_tolerance"))
+    assert reconciliation_problems(rec, gap, plan, GATES).height == 0
+    above = gap.filter(
+        (pl.col("scenario") == "baseline") & (pl.col("period") == "month") & (pl.col("family") != "ALL") & pl.col("above_tolerance")
+    )
     assert above.height > 0
-    listed = above.select("family", "month", "measure").join(rec.select("family", "month", "measure").unique(),
-                                                             on=["family", "month", "measure"], how="anti")
+    listed = above.select("family", "month", "measure").join(
+        rec.select("family", "month", "measure").unique(), on=["family", "month", "measure"], how="anti"
+    )
     assert listed.height == 0
     # and the check can fail: drop the explanation of F2's revenue gap in November
     broken = rec.filter(~((pl.col("family") == "F2") & (pl.col("month") == M[0]) & (pl.col("measure") == "revenue")))
-    problems = fr.reconciliation_problems(broken, gap, plan, GATES)
+    problems = reconciliation_problems(broken, gap, plan, GATES)
     assert problems.select("family", "month", "measure").rows() == [("F2", M[0], "revenue")]
 
 
 def test_gaps_within_tolerance_are_not_listed():
     loose = FinancialGates(gap_tolerance_pct=50.0, gap_min_abs=1.0)
-    rec = fr.reconciliation(_plan(), BUDGET, _supply_plan(), CONSENSUS, PRODUCTS, _exceptions(), None, loose)
+    rec = reconciliation(_plan(), BUDGET, _supply_plan(), CONSENSUS, PRODUCTS, _exceptions(), None, loose)
     assert rec.height == 0
 
 
 def test_scenario_comparison_puts_every_scenario_beside_the_baseline():
-    comp = fr.scenario_comparison(_plan())
+    comp = scenario_comparison(_plan())
     assert comp["scenario"].to_list() == ["baseline", "overtime"]
     over = _row(comp, scenario="overtime")
     # same units over the horizon (the backlog ships in January), more overtime premium
@@ -276,16 +376,45 @@ def test_scenario_comparison_puts_every_scenario_beside_the_baseline():
     assert _row(comp, scenario="baseline")["inventory_value"] == pytest.approx(10 * 14 + 5 * 12 + 5 * 20 + 5 * 6)
 
 
-def test_run_financial_review_ties_out_and_charts_render():
-    review = fr.run_financial_review(CYCLE, PRODUCTS, _supply_plan(), CONSENSUS, BUDGET, BOM, MATERIALS, ROUTINGS, RESOURCES,
-                                     _capacity_plan(), _exceptions(), gates=GATES)
+def test_run_financial_review_ties_out_and_its_charts_plot_the_plan_and_the_bridge():
+    review = run_financial_review(
+        CYCLE,
+        PRODUCTS,
+        _supply_plan(),
+        CONSENSUS,
+        BUDGET,
+        BOM,
+        MATERIALS,
+        ROUTINGS,
+        RESOURCES,
+        _capacity_plan(),
+        _exceptions(),
+        gates=GATES,
+    )
     assert review.ties_out, (review.tie_out_problems, review.coverage_problems, review.reconciliation_problems)
-    for png in (fr.revenue_margin_chart(review.financial_plan, BUDGET), fr.bridge_chart(review.plan_bridge)):
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    revenue_axis, margin_axis = revenue_margin_chart(review.financial_plan, BUDGET).axes
+    plan = (
+        review.financial_plan.filter(pl.col("scenario") == "baseline")
+        .group_by("month")
+        .agg(pl.col("revenue", "gross_margin").sum())
+        .sort("month")
+    )
+    assert [p.get_height() for p in revenue_axis.patches] == pytest.approx(plan["revenue"].to_list())
+    assert [p.get_height() for p in margin_axis.patches] == pytest.approx(plan["gross_margin"].to_list())
+    budget_line = next(line for line in revenue_axis.get_lines() if line.get_label() == "budget")
+    assert list(budget_line.get_ydata()) == pytest.approx(
+        BUDGET.sort("month").group_by("month", maintain_order=True).agg(pl.col("revenue").sum())["revenue"].to_list()
+    )
+    (bridge_axis,) = bridge_chart(review.plan_bridge).axes
+    steps = [tick.get_text() for tick in bridge_axis.get_xticklabels()]
+    assert steps == ["start", "volume", "mix", "price", "end"]
+    start, end = (p.get_height() for p in (bridge_axis.patches[0], bridge_axis.patches[-1]))
+    # the waterfall starts at the budget's revenue and ends at the plan's over the months both cover
+    assert start == pytest.approx(BUDGET["revenue"].sum()) and end == pytest.approx(plan["revenue"].sum())
 
 
 def test_without_a_supply_plan_the_consensus_is_priced_as_the_baseline():
-    review = fr.run_financial_review(CYCLE, PRODUCTS, None, CONSENSUS, BUDGET, gates=GATES)
+    review = run_financial_review(CYCLE, PRODUCTS, None, CONSENSUS, BUDGET, gates=GATES)
     assert review.ties_out
     plan = review.financial_plan
     assert plan["scenario"].unique().to_list() == ["baseline"] and plan.height == 2 * 3
@@ -293,5 +422,7 @@ def test_without_a_supply_plan_the_consensus_is_priced_as_the_baseline():
 
 
 def test_gates_yaml_has_the_financial_review_tolerances():
-    gates = fr.load_financial_gates(Path(__file__).resolve().parents[1] / "models" / "gates.yaml")
+    from sop_pipeline.settings import load_settings
+
+    gates = load_settings(Path(__file__).resolve().parents[1] / "models").gates.financial_review
     assert gates.gap_tolerance_pct > 0 and gates.tie_out_tolerance > 0

@@ -1,4 +1,4 @@
-"""The statistical forecast engine (sop_pipeline.forecasting) on small synthetic panels.
+"""The statistical forecast engine (sop_pipeline.forecast) on small synthetic panels.
 
 The panels mimic the demo company (seasonal families, trends, price steps, promotions,
 lognormal noise, a tail of intermittent slow movers) but are built here, so the tests pin the
@@ -8,25 +8,22 @@ engine's rules, not the generator's. Few SKUs and origins keep the whole file fa
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from sop_pipeline.forecasting import (
-    ENSEMBLE,
-    ForecastSettings,
-    _seasonal_naive,
-    forecast_demand,
-    load_forecast_settings,
-    with_horizon,
-)
+from sop_pipeline.forecast import forecast_demand
+from sop_pipeline.forecast.local_models import _seasonal_naive
+from sop_pipeline.forecast.selection import ENSEMBLE
+from sop_pipeline.settings import SettingsError, load_settings
+from sop_pipeline.settings.forecast import ForecastSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CYCLE = dt.date(2026, 11, 1)
 C = CYCLE.year * 12 + CYCLE.month - 1
+H = 24
 
 
 def _months(idx: np.ndarray) -> pl.Series:
@@ -34,20 +31,25 @@ def _months(idx: np.ndarray) -> pl.Series:
     return pl.select(pl.date(pl.lit(pl.Series(idx // 12)), pl.lit(pl.Series(idx % 12 + 1)), 1)).to_series()
 
 
-def _frame(series: dict[str, np.ndarray], prices: dict[str, np.ndarray] | None = None,
-           promos: dict[str, np.ndarray] | None = None) -> pl.DataFrame:
+def _frame(
+    series: dict[str, np.ndarray], prices: dict[str, np.ndarray] | None = None, promos: dict[str, np.ndarray] | None = None
+) -> pl.DataFrame:
     """History frame in the caller's contract: one row per SKU and month up to the month
     before the cycle, zero-filled."""
     rows = []
     for sku, y in series.items():
         n = len(y)
-        rows.append(pl.DataFrame({
-            "sku": [sku] * n,
-            "month": _months(np.arange(C - n, C)),
-            "quantity": np.asarray(y, dtype=float),
-            "net_price": (prices or {}).get(sku, np.full(n, 10.0)),
-            "promotion": (promos or {}).get(sku, np.zeros(n)),
-        }))
+        rows.append(
+            pl.DataFrame(
+                {
+                    "sku": [sku] * n,
+                    "month": _months(np.arange(C - n, C)),
+                    "quantity": np.asarray(y, dtype=float),
+                    "net_price": (prices or {}).get(sku, np.full(n, 10.0)),
+                    "promotion": (promos or {}).get(sku, np.zeros(n)),
+                }
+            )
+        )
     return pl.concat(rows)
 
 
@@ -56,12 +58,14 @@ def demo_like_panel(n: int = 40, months: int = 48, seed: int = 3) -> pl.DataFram
     rng = np.random.default_rng(seed)
     t = np.arange(months)
     moy = (C - months + t) % 12
-    shapes = np.stack([
-        1 + 0.8 * np.exp(-0.5 * ((moy - 6) / 1.3) ** 2),
-        1 + 0.9 * np.exp(-0.5 * (np.minimum(np.abs(moy - 11), 12 - np.abs(moy - 11)) / 1.4) ** 2),
-        np.ones(months) + 0.05 * np.sin(2 * np.pi * moy / 12),
-        1 + 0.6 * np.exp(-0.5 * ((moy - 3) / 1.2) ** 2),
-    ])
+    shapes = np.stack(
+        [
+            1 + 0.8 * np.exp(-0.5 * ((moy - 6) / 1.3) ** 2),
+            1 + 0.9 * np.exp(-0.5 * (np.minimum(np.abs(moy - 11), 12 - np.abs(moy - 11)) / 1.4) ** 2),
+            np.ones(months) + 0.05 * np.sin(2 * np.pi * moy / 12),
+            1 + 0.6 * np.exp(-0.5 * ((moy - 3) / 1.2) ** 2),
+        ]
+    )
     series, prices, promos = {}, {}, {}
     for i in range(n):
         sku = f"SKU-{i:03d}"
@@ -75,15 +79,18 @@ def demo_like_panel(n: int = 40, months: int = 48, seed: int = 3) -> pl.DataFram
         price = 10 * step
         promo = np.where(rng.random(months) < 0.1, rng.uniform(0.3, 1.0, months), 0.0)
         noise = np.exp(rng.normal(0, rng.uniform(0.08, 0.25), months))
-        y = base * shapes[i % 4] * trend * step ** -1.3 * (1 + 0.6 * promo) * noise
+        y = base * shapes[i % 4] * trend * step**-1.3 * (1 + 0.6 * promo) * noise
         series[sku], prices[sku], promos[sku] = np.round(y), price, promo
     return _frame(series, prices, promos)
 
 
-def small_settings(**kw) -> ForecastSettings:
+def small_settings(n_jobs: int | None = None) -> ForecastSettings:
     """Company candidates with a lighter backtest (3 origins) so a test run takes seconds."""
-    s = load_forecast_settings(ROOT / "models" / "forecast.yaml")
-    return replace(s, backtest_origins=3, backtest_spacing=4, **kw)
+    s = load_settings(ROOT / "models").forecast
+    update = {"backtest": s.backtest.model_copy(update={"origins": 3, "spacing": 4})}
+    if n_jobs is not None:
+        update["execution"] = s.execution.model_copy(update={"n_jobs": n_jobs})
+    return s.model_copy(update=update)
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +100,12 @@ def panel() -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def result(panel):
-    return forecast_demand(panel, CYCLE, small_settings())
+    return forecast_demand(panel, CYCLE, small_settings(), H)
 
 
 def test_forecast_is_complete_nonnegative_and_quantiles_ordered_for_every_sku_and_horizon_month(panel, result):
-    settings = small_settings()
     fc = result.forecast
-    months = _months(np.arange(C, C + settings.horizon))
+    months = _months(np.arange(C, C + H))
     expected = pl.DataFrame({"sku": panel["sku"].unique().sort()}).join(pl.DataFrame({"month": months}), how="cross")
     assert fc.select("sku", "month").sort("sku", "month").equals(expected.sort("sku", "month"))
     assert fc["month"].min() == CYCLE
@@ -112,7 +118,7 @@ def test_forecast_is_complete_nonnegative_and_quantiles_ordered_for_every_sku_an
 
 
 def test_backtest_table_contains_every_candidate_per_sku(result):
-    candidates = set(small_settings().candidate_names()) | {ENSEMBLE}
+    candidates = set(small_settings().candidates) | {ENSEMBLE}
     per_sku = result.backtest.group_by("sku").agg(pl.col("model").unique())
     assert per_sku.height == result.selection.height
     for models in per_sku["model"].to_list():
@@ -121,8 +127,11 @@ def test_backtest_table_contains_every_candidate_per_sku(result):
     assert errors.height == result.selection.height * len(candidates)
     assert set(errors.columns) >= {"sku", "model", "n", "wape", "mase", "smape", "bias"}
     # the long table and the aggregate agree
-    one = result.backtest.filter(pl.col("model") == "ets").group_by("sku").agg(
-        ((pl.col("forecast") - pl.col("actual")).abs().sum() / pl.col("actual").sum()).alias("w"))
+    one = (
+        result.backtest.filter(pl.col("model") == "ets")
+        .group_by("sku")
+        .agg(((pl.col("forecast") - pl.col("actual")).abs().sum() / pl.col("actual").sum()).alias("w"))
+    )
     joined = one.join(errors.filter(pl.col("model") == "ets"), on="sku")
     assert np.allclose(joined["w"].to_numpy(), joined["wape"].to_numpy())
     assert set(result.backtest["horizon_step"].unique()) == set(range(1, 13))
@@ -141,7 +150,7 @@ def test_strongly_seasonal_sku_gets_a_model_that_beats_seasonal_naive_in_backtes
     t = np.arange(60)
     season = 1 + 0.9 * np.sin(2 * np.pi * t / 12)
     series = {f"S{i}": np.round(300 * season * np.exp(rng.normal(0, 0.12, 60))) for i in range(24)}
-    res = forecast_demand(_frame(series), CYCLE, small_settings())
+    res = forecast_demand(_frame(series), CYCLE, small_settings(), H)
     sel = res.selection
     assert (sel["segment"] == "regular").all()
     chosen = sel["backtest_mase"].to_numpy()
@@ -150,7 +159,7 @@ def test_strongly_seasonal_sku_gets_a_model_that_beats_seasonal_naive_in_backtes
     # the odd SKU where naive happened to win the backtest it may be published, no harm
     assert np.mean(chosen < naive) >= 0.75
     # the ensemble stays published unless a single model beats it by the switch margin
-    assert np.all(chosen <= naive / (1 - small_settings().switch_margin) + 1e-9)
+    assert np.all(chosen <= naive / (1 - small_settings().selection.switch_margin) + 1e-9)
     assert res.metrics["chosen_mase"] < 0.85 * res.metrics["seasonal_naive_mase"]
     assert (sel["model"] != "seasonal_naive").mean() >= 0.75
     # and the published forecast keeps the season: summer peak well above the winter trough
@@ -163,7 +172,7 @@ def test_intermittent_and_all_zero_series_get_the_intermittent_method():
     series = {f"R{i}": np.round(200 + 20 * rng.normal(size=48)) for i in range(10)}
     series |= {f"I{i}": np.where(rng.random(48) < 0.2, rng.integers(1, 6, 48), 0).astype(float) for i in range(6)}
     series["ZERO"] = np.zeros(36)
-    res = forecast_demand(_frame(series), CYCLE, small_settings())
+    res = forecast_demand(_frame(series), CYCLE, small_settings(), H)
     sel = {r["sku"]: r for r in res.selection.iter_rows(named=True)}
     for sku in [f"I{i}" for i in range(6)] + ["ZERO"]:
         assert sel[sku]["segment"] == "intermittent"
@@ -179,9 +188,8 @@ def test_intermittent_and_all_zero_series_get_the_intermittent_method():
 def test_short_series_still_get_a_forecast_from_simpler_candidates():
     rng = np.random.default_rng(2)
     series = {f"L{i}": np.round(100 + 10 * rng.normal(size=48)) for i in range(8)}
-    series |= {"NEW4": np.array([30.0, 42.0, 38.0, 45.0]), "NEW15": np.round(80 + 5 * rng.normal(size=15)),
-               "ONE": np.array([7.0])}
-    res = forecast_demand(_frame(series), CYCLE, small_settings())
+    series |= {"NEW4": np.array([30.0, 42.0, 38.0, 45.0]), "NEW15": np.round(80 + 5 * rng.normal(size=15)), "ONE": np.array([7.0])}
+    res = forecast_demand(_frame(series), CYCLE, small_settings(), H)
     fc = res.forecast
     assert set(fc["sku"]) == set(series)
     assert fc.group_by("sku").len()["len"].to_list() == [24] * len(series)
@@ -196,13 +204,13 @@ def test_short_series_still_get_a_forecast_from_simpler_candidates():
 
 
 def test_results_are_deterministic(panel, result):
-    again = forecast_demand(panel, CYCLE, small_settings())
+    again = forecast_demand(panel, CYCLE, small_settings(), H)
     assert again.forecast.equals(result.forecast)
     assert again.backtest.equals(result.backtest)
     assert again.selection.equals(result.selection)
     assert again.coverage == result.coverage
     # and independent of how the SKUs are split over worker processes
-    single = forecast_demand(panel, CYCLE, small_settings(n_jobs=1))
+    single = forecast_demand(panel, CYCLE, small_settings(n_jobs=1), H)
     assert np.allclose(single.forecast["p50"].to_numpy(), result.forecast["p50"].to_numpy())
 
 
@@ -214,28 +222,41 @@ def test_global_model_uses_future_prices_and_indicators():
     series, prices = {}, {}
     for i in range(30):
         p = 10 * np.exp(rng.normal(0, 0.15, months))  # prices move every month
-        series[f"P{i}"] = np.round(500 * p ** -1.5 / 10 ** -1.5 * np.exp(rng.normal(0, 0.05, months)))
+        series[f"P{i}"] = np.round(500 * p**-1.5 / 10**-1.5 * np.exp(rng.normal(0, 0.05, months)))
         prices[f"P{i}"] = p
     hist = _frame(series, prices)
-    settings = replace(small_settings(), candidates=tuple(c for c in small_settings().candidates
-                                                        if c.name in ("seasonal_naive", "global_linear")),
-                       ensemble_members=("seasonal_naive", "global_linear"))
-    flat = forecast_demand(hist, CYCLE, settings)
+    base = small_settings()
+    settings = base.model_copy(
+        update={
+            "candidates": {k: v for k, v in base.candidates.items() if k in ("seasonal_naive", "global_linear")},
+            "selection": base.selection.model_copy(
+                update={"ensemble": base.selection.ensemble.model_copy(update={"members": ("seasonal_naive", "global_linear")})}
+            ),
+        }
+    )
+    flat = forecast_demand(hist, CYCLE, settings, H)
     last = {s: prices[s][-1] for s in prices}
-    cut = pl.DataFrame({"sku": [s for s in prices for _ in range(24)],
-                        "month": pl.concat([_months(np.arange(C, C + 24))] * len(prices)),
-                        "net_price": [0.8 * last[s] for s in prices for _ in range(24)]})
-    cheaper = forecast_demand(hist, CYCLE, settings, future_prices=cut)
+    cut = pl.DataFrame(
+        {
+            "sku": [s for s in prices for _ in range(24)],
+            "month": pl.concat([_months(np.arange(C, C + 24))] * len(prices)),
+            "net_price": [0.8 * last[s] for s in prices for _ in range(24)],
+        }
+    )
+    cheaper = forecast_demand(hist, CYCLE, settings, H, future_prices=cut)
     g0 = flat.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].sum()
     g1 = cheaper.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].sum()
     assert g1 > 1.2 * g0  # elasticity 1.5: a 20% cut is worth ~+40%
 
-    ind = pl.DataFrame({"month": _months(np.arange(C - months, C + 24)), "indicator": "confidence",
-                        "value": 100 + np.sin(np.arange(months + 24) / 5) * 10})
-    with_ind = forecast_demand(hist, CYCLE, settings, indicators=ind)
+    ind = pl.DataFrame(
+        {"month": _months(np.arange(C - months, C + 24)), "indicator": "confidence", "value": 100 + np.sin(np.arange(months + 24) / 5) * 10}
+    )
+    with_ind = forecast_demand(hist, CYCLE, settings, H, indicators=ind)
     assert with_ind.forecast["p50"].is_finite().all()
-    assert not np.allclose(with_ind.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].to_numpy(),
-                           flat.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].to_numpy())
+    assert not np.allclose(
+        with_ind.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].to_numpy(),
+        flat.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].to_numpy(),
+    )
 
 
 def test_vectorised_seasonal_naive_matches_darts():
@@ -259,33 +280,37 @@ def test_vectorised_seasonal_naive_matches_darts():
 
 
 def test_settings_file_and_benchmark_profile():
-    s = load_forecast_settings(ROOT / "models" / "forecast.yaml")
-    assert s.horizon == 24
-    assert {"seasonal_naive", "ets", "theta", "ces", "global_linear", "tsb"} <= set(s.candidate_names())
-    assert {c.name for c in s.candidates if c.segment == "intermittent"} == {"tsb"}
-    assert any(c.is_global for c in s.candidates)
-    m1 = load_forecast_settings(ROOT / "models" / "forecast.yaml", "m1")
-    assert m1.horizon == 18 and "tsb" not in m1.candidate_names() and m1.selection_method == "ensemble"
-    assert with_horizon(s, 6).backtest_max_step == 6
-    with pytest.raises(ValueError):
-        load_forecast_settings(ROOT / "models" / "forecast.yaml", "no_such_profile")
+    s = load_settings(ROOT / "models").forecast
+    assert {"seasonal_naive", "ets", "theta", "ces", "global_linear", "tsb"} <= set(s.candidates)
+    assert {c.name for c in s.candidate_list if c.segment == "intermittent"} == {"tsb"}
+    assert any(c.is_global for c in s.candidate_list)
+    m1 = load_settings(ROOT / "models", forecast_profile="m1").forecast
+    assert "tsb" not in m1.candidates and m1.selection.method == "ensemble" and m1.backtest.max_step == 18
+    with pytest.raises(SettingsError, match="no profile 'no_such_profile'"):
+        load_settings(ROOT / "models", forecast_profile="no_such_profile")
 
 
 def test_demo_company_forecast_is_calibrated_and_beats_seasonal_naive():
     """The same rules on the demo company the pipeline runs on (its own generator)."""
-    from sop_pipeline.demo_data import generate_demo_company
+    from sop_pipeline.demo import generate_demo_company
 
     company = generate_demo_company(skus=60, seed=7, cycle="2026-11")
     sales = company["sales_history"].with_columns(pl.col("month").str.to_date("%Y-%m"))
     last = CYCLE - dt.timedelta(days=1)
-    grid = sales.group_by("sku").agg(pl.col("month").min().alias("first")).with_columns(
-        pl.date_ranges("first", pl.lit(last.replace(day=1)), interval="1mo").alias("month")
-    ).explode("month").select("sku", "month")
+    grid = (
+        sales.group_by("sku")
+        .agg(pl.col("month").min().alias("first"))
+        .with_columns(pl.date_ranges("first", pl.lit(last.replace(day=1)), interval="1mo").alias("month"))
+        .explode("month")
+        .select("sku", "month")
+    )
     hist = grid.join(sales, on=["sku", "month"], how="left").with_columns(
-        pl.col("quantity").cast(pl.Float64).fill_null(0.0), pl.col("net_price").cast(pl.Float64),
-        pl.col("promotion").cast(pl.Float64).fill_null(0.0))
+        pl.col("quantity").cast(pl.Float64).fill_null(0.0),
+        pl.col("net_price").cast(pl.Float64),
+        pl.col("promotion").cast(pl.Float64).fill_null(0.0),
+    )
     indicators = company["indicators"].with_columns(pl.col("month").str.to_date("%Y-%m"))
-    res = forecast_demand(hist, CYCLE, small_settings(), indicators=indicators)
+    res = forecast_demand(hist, CYCLE, small_settings(), H, indicators=indicators)
     assert res.forecast.height == hist["sku"].n_unique() * 24
     assert 0.65 <= res.coverage <= 0.95
     assert res.metrics["chosen_wape"] < res.metrics["seasonal_naive_wape"]

@@ -2,11 +2,11 @@
 tables, an outage explained by its resource, money that ties out, a bridge that adds up."""
 
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
-
 from conftest import CYCLE, EARLIER_CYCLE, q, run_ok
 
 TOL = 1e-3
@@ -15,55 +15,84 @@ TOL = 1e-3
 def test_every_scenario_solved_and_the_baseline_respects_capacity_plus_overtime(cycle_warehouse):
     scenarios = q(cycle_warehouse, f"select * from planning.supply_scenarios where cycle = '{CYCLE}'")
     assert scenarios.height >= 4 and scenarios["optimal"].all()  # baseline and at least three scenarios
-    cap = q(cycle_warehouse, f"""
+    cap = q(
+        cycle_warehouse,
+        f"""
         select c.*, r.overtime_hours as available_overtime from planning.capacity_plan c
-        join marts.dim_resource r using (resource) where c.cycle = '{CYCLE}' and c.scenario = 'baseline'""")
+        join marts.dim_resource r using (resource) where c.cycle = '{CYCLE}' and c.scenario = 'baseline'""",
+    )
     assert (cap["load_hours"] <= cap["capacity_hours"] + cap["overtime_hours"] + TOL).all()
     assert (cap["overtime_hours"] <= cap["available_overtime"] + TOL).all()
     assert (cap["overtime_hours"] >= -TOL).all()
 
 
 def test_baseline_inventory_balances_month_by_month_from_opening_stock(cycle_warehouse):
-    plan = q(cycle_warehouse, f"""
+    plan = q(
+        cycle_warehouse,
+        f"""
         select p.sku, p.month, p.demand, p.production, p.ending_inventory, p.shortfall,
                coalesce(i.on_hand, 0) as opening, coalesce(o.quantity, 0) as receipts
         from planning.supply_plan p
         left join marts.fct_inventory i using (sku)
         left join marts.fct_open_supply o on o.item_type = 'product' and o.item = p.sku and o.month = p.month
-        where p.cycle = '{CYCLE}' and p.scenario = 'baseline' order by p.sku, p.month""")
+        where p.cycle = '{CYCLE}' and p.scenario = 'baseline' order by p.sku, p.month""",
+    )
     plan = plan.with_columns(
         pl.col("ending_inventory").shift(1).over("sku").fill_null(pl.col("opening")).alias("start"),
         pl.col("shortfall").shift(1).over("sku").fill_null(0.0).alias("backlog_before"),
-    ).with_columns(
-        (pl.col("demand") + pl.col("backlog_before") - pl.col("shortfall")).alias("delivered")
-    )
+    ).with_columns((pl.col("demand") + pl.col("backlog_before") - pl.col("shortfall")).alias("delivered"))
     balance = plan["start"] + plan["receipts"] + plan["production"] - plan["delivered"] - plan["ending_inventory"]
     assert balance.abs().max() < 1e-2
     assert (plan["ending_inventory"] >= -TOL).all() and (plan["delivered"] >= -TOL).all()
 
 
 def test_materials_are_never_used_beyond_what_is_available(cycle_warehouse):
-    mat = q(cycle_warehouse, f"""
+    mat = q(
+        cycle_warehouse,
+        f"""
         select m.*, d.supplier_capacity from planning.material_plan m join marts.dim_material d using (material)
-        where m.cycle = '{CYCLE}' and m.scenario = 'baseline'""")
+        where m.cycle = '{CYCLE}' and m.scenario = 'baseline'""",
+    )
     assert (mat["ending_inventory"] >= -TOL).all()
     assert (mat["purchase"] <= mat["supplier_capacity"] + TOL).all()
 
 
 def test_a_resource_outage_creates_shortfall_explained_by_that_resource(tmp_path, demo_dir, warehouse_copy):
-    from orchestration.paths import MODELS_DIR
+    from orchestration.paths import default_models_dir
 
-    bottleneck = q(warehouse_copy, f"""
+    bottleneck = q(
+        warehouse_copy,
+        f"""
         select resource, sum(load_hours) as load from planning.capacity_plan
-        where cycle = '{CYCLE}' and scenario = 'baseline' group by resource order by load desc limit 1""")["resource"][0]
+        where cycle = '{CYCLE}' and scenario = 'baseline' group by resource order by load desc limit 1""",
+    )["resource"][0]
     models = tmp_path / "models"
-    shutil.copytree(MODELS_DIR, models)
-    (models / "scenarios.yaml").write_text(yaml.safe_dump({"scenarios": {"outage": {
-        "description": f"{bottleneck} down to 10% for three months",
-        "overlays": [{"kind": "capacity_change", "resource": bottleneck, "factor": 0.1, "overtime": 0.0, "months": {"from": 1, "to": 3}}],
-    }}}))
+    shutil.copytree(default_models_dir(), models)
+    (models / "scenarios.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "scenarios": {
+                    "outage": {
+                        "description": f"{bottleneck} down to 10% for three months",
+                        "overlays": [
+                            {
+                                "kind": "capacity_change",
+                                "resource": bottleneck,
+                                "factor": 0.1,
+                                "overtime": 0.0,
+                                "months": {"from": 1, "to": 3},
+                            }
+                        ],
+                    }
+                }
+            }
+        )
+    )
     run_ok(CYCLE, demo_dir, warehouse_copy, models_dir=str(models))
-    short = q(warehouse_copy, f"select * from planning.supply_exceptions where cycle = '{CYCLE}' and scenario = 'outage' and exception = 'shortfall'")
+    short = q(
+        warehouse_copy,
+        f"select * from planning.supply_exceptions where cycle = '{CYCLE}' and scenario = 'outage' and exception = 'shortfall'",
+    )
     assert short.height > 0
     by_constraint = short.group_by("constraint").agg(pl.col("shortfall").sum()).sort("shortfall", descending=True)
     assert by_constraint["constraint"][0] == bottleneck
@@ -75,7 +104,9 @@ def test_revenue_ties_out_to_shipped_units_times_price_per_family(cycle_warehous
     fin = q(cycle_warehouse, f"select * from planning.financial_plan where cycle = '{CYCLE}' and scenario = 'baseline'")
     # Prices recomputed here from the product master and the price plan (the demo has family
     # level changes that compound from their month on), independently of the pipeline's code.
-    unconstrained = q(cycle_warehouse, f"""
+    unconstrained = q(
+        cycle_warehouse,
+        f"""
         with factor as (
             select c.sku, c.month, coalesce(exp(sum(ln(1 + pp.price_change_pct / 100))), 1) as factor
             from planning.consensus_demand c
@@ -84,7 +115,8 @@ def test_revenue_ties_out_to_shipped_units_times_price_per_family(cycle_warehous
             where c.cycle = '{CYCLE}' group by all
         )
         select c.family, c.month, sum(c.quantity * p.unit_price * f.factor) as revenue from planning.consensus_demand c
-        join marts.dim_product p using (sku) join factor f using (sku, month) where c.cycle = '{CYCLE}' group by all""")
+        join marts.dim_product p using (sku) join factor f using (sku, month) where c.cycle = '{CYCLE}' group by all""",
+    )
     joined = fin.join(unconstrained, on=["family", "month"])
     assert joined.height == fin.height
     assert (joined["unconstrained_revenue"] - joined["revenue_right"]).abs().max() < 0.01
@@ -104,8 +136,11 @@ def test_bridge_steps_add_up_to_the_total_change(cycle_warehouse):
 
 
 def _price_steps(warehouse) -> dict[str, float]:
-    bridge = q(warehouse, f"""select family, value from planning.plan_bridge where cycle = '{CYCLE}'
-        and comparison = 'last_cycle_to_plan' and scenario = 'baseline' and step = 'price'""")
+    bridge = q(
+        warehouse,
+        f"""select family, value from planning.plan_bridge where cycle = '{CYCLE}'
+        and comparison = 'last_cycle_to_plan' and scenario = 'baseline' and step = 'price'""",
+    )
     return dict(bridge.iter_rows())
 
 
@@ -117,9 +152,13 @@ def test_a_price_increase_appears_in_the_bridge_as_price(data_copy, warehouse_co
     pl.concat([plan, extra]).write_csv(data_copy / "price_plan.csv")
     run_ok(CYCLE, data_copy, warehouse_copy)
     after = _price_steps(warehouse_copy)
-    fin = q(warehouse_copy, f"""select family, sum(revenue) as revenue from planning.financial_plan
-        where cycle = '{CYCLE}' and scenario = 'baseline' and month <= (select max(month) from planning.financial_plan where cycle = '{EARLIER_CYCLE}')
-        group by family""")
+    fin = q(
+        warehouse_copy,
+        f"""select family, sum(revenue) as revenue from planning.financial_plan
+        where cycle = '{CYCLE}' and scenario = 'baseline'
+          and month <= (select max(month) from planning.financial_plan where cycle = '{EARLIER_CYCLE}')
+        group by family""",
+    )
     revenue = dict(fin.iter_rows())
     # +5% on every unit of the family: the price step grows by 5/105 of its revenue at the new
     # prices (within a few percent: the forecast's price covariate shifts the SKU mix a little,
@@ -138,15 +177,21 @@ def test_reconciliation_gives_every_gap_a_cause(cycle_warehouse):
 
 
 def test_a_price_increase_scenario_shows_as_price_in_the_bridge_and_in_money(cycle_warehouse):
-    from orchestration.paths import MODELS_DIR
+    from orchestration.paths import default_models_dir
 
-    scenario = yaml.safe_load((MODELS_DIR / "scenarios.yaml").read_text())["scenarios"]["cooling_price_increase"]
+    scenario = yaml.safe_load((Path(default_models_dir()) / "scenarios.yaml").read_text())["scenarios"]["cooling_price_increase"]
     family = scenario["overlays"][0]["family"]
-    bridge = q(cycle_warehouse, f"""select scenario, family, step, value from planning.plan_bridge
-        where cycle = '{CYCLE}' and comparison = 'budget_to_plan' and scenario in ('baseline', 'cooling_price_increase')""")
+    bridge = q(
+        cycle_warehouse,
+        f"""select scenario, family, step, value from planning.plan_bridge
+        where cycle = '{CYCLE}' and comparison = 'budget_to_plan' and scenario in ('baseline', 'cooling_price_increase')""",
+    )
     step = {(r["scenario"], r["family"], r["step"]): r["value"] for r in bridge.iter_rows(named=True)}
-    money = q(cycle_warehouse, f"""select scenario, revenue, volume from planning.scenario_financials
-        where cycle = '{CYCLE}' and scenario in ('baseline', 'cooling_price_increase')""")
+    money = q(
+        cycle_warehouse,
+        f"""select scenario, revenue, volume from planning.scenario_financials
+        where cycle = '{CYCLE}' and scenario in ('baseline', 'cooling_price_increase')""",
+    )
     revenue = dict(zip(money["scenario"], money["revenue"]))
     volume = dict(zip(money["scenario"], money["volume"]))
     assert volume["cooling_price_increase"] == pytest.approx(volume["baseline"])  # supply unchanged
@@ -156,6 +201,9 @@ def test_a_price_increase_scenario_shows_as_price_in_the_bridge_and_in_money(cyc
     extra_price = step[("cooling_price_increase", family, "price")] - step[("baseline", family, "price")]
     assert extra_price == pytest.approx(extra_revenue, rel=1e-6)
     assert step[("cooling_price_increase", family, "volume")] == pytest.approx(step[("baseline", family, "volume")])
-    fin = q(cycle_warehouse, f"""select sum(revenue) as r from planning.financial_plan
-        where cycle = '{CYCLE}' and scenario = 'cooling_price_increase' and family = '{family}'""")["r"][0]
+    fin = q(
+        cycle_warehouse,
+        f"""select sum(revenue) as r from planning.financial_plan
+        where cycle = '{CYCLE}' and scenario = 'cooling_price_increase' and family = '{family}'""",
+    )["r"][0]
     assert extra_revenue == pytest.approx(fin * 0.05 / 1.05, rel=1e-6)

@@ -25,8 +25,46 @@
     cast(strptime('{{ var("cycle") }}' || '-01', '%Y-%m-%d') as date)
 {%- endmacro %}
 
+{#- The first month of the history the marts keep: `history_months` before the cycle. -#}
+{% macro history_start() -%}
+    ({{ cycle_month() }} - to_months({{ var("history_months") }}))
+{%- endmacro %}
+
 {#- dbt would otherwise prefix custom schemas with the target schema (main_staging); BI tools
     expect plain `staging` and `marts`. -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}
+{%- endmacro %}
+
+{#- One typed column of an input file, by the kind the contract gives it (source YAML `meta.cast`). -#}
+{% macro cast_input(column, kind) -%}
+    {%- if kind == 'number' -%}{{ as_number(column) }}
+    {%- elif kind == 'integer' -%}{{ as_integer(column) }}
+    {%- elif kind == 'month' -%}{{ as_month(column) }}
+    {%- else -%}{{ as_text(column) }}{%- endif -%}
+{%- endmacro %}
+
+{#- A staging model: the input file's contract columns, typed, exact repeats dropped (the
+    validator already rejected conflicting duplicate keys). The column list comes from the
+    generated `_sources.yml`, so every staging model is this one macro. -#}
+{% macro stage_input(name) -%}
+{%- set columns = graph.sources['source.sop_transforms.inputs.' ~ name].columns.values() | list if execute else [] -%}
+with source as (
+    select * from {{ source('inputs', name) }}
+),
+
+typed as (
+    select
+    {%- for column in columns %}
+        {{ cast_input(column.name, column.meta.get('cast', 'text')) }} as "{{ column.name }}"{{ "," if not loop.last }}
+    {%- endfor %}
+    {%- if not columns %} *{% endif %}
+    from source
+),
+
+final as (
+    select distinct * from typed
+)
+
+select * from final
 {%- endmacro %}

@@ -1,9 +1,10 @@
--- One row per SKU and month, from the SKU's first sale to the month before the cycle. Months
--- with no sales row are zeros: forecasting and variability measures need the gaps as zeros,
--- not as missing months.
+-- One row per SKU and month, from the SKU's first sale (within the history window) to the
+-- month before the cycle. Months with no sales row are zeros: forecasting and variability
+-- measures need the gaps as zeros, not as missing months.
 with sales as (
     select * from {{ ref('stg_sales_history') }}
     where month < {{ cycle_month() }}
+      and month >= {{ history_start() }}
 ),
 
 products as (

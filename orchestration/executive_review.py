@@ -1,0 +1,178 @@
+"""Executive review: KPIs, exceptions and the review pack; and the plan of record, which only an
+approval of the exact current plan version can publish (`plan_of_record_is_approved`)."""
+
+import dagster as dg
+import polars as pl
+
+from orchestration.io import CycleStep, chart_folder, code_references, md_table, planning_key, table_spec
+from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
+from orchestration.resources import PlanningModelsResource, WarehouseResource
+from sop_pipeline.executive.exceptions import exceptions
+from sop_pipeline.executive.governance import (
+    approval_status,
+    failed_gates,
+    plan_of_record_version,
+    plan_version,
+    publish_plan_of_record,
+)
+from sop_pipeline.executive.kpis import executive_summary as summarise
+from sop_pipeline.executive.status import load_cycle_frames
+from sop_pipeline.reporting.pack import review_pack as write_pack
+from sop_pipeline.warehouse import read_table
+
+GROUP = "executive_review"
+SECTIONS = ("calendar", "supply", "gates")
+PACK = dg.AssetKey(["reports", "review_pack"])
+PLAN_OF_RECORD = planning_key("plan_of_record")
+RECORD_CHECK = "plan_of_record_is_approved"
+# The checkpoints every cycle must pass before its plan can become the plan of record.
+CYCLE_GATES = ["portfolio_is_sound", "consensus_demand_is_sound", "supply_plan_is_feasible", "financial_plan_ties_out"]
+PLAN = [planning_key(n) for n in ("supply_plan", "capacity_plan", "financial_plan", "budget_gap", "forecast_accuracy")]
+
+
+@dg.multi_asset(
+    name="executive_summary",
+    specs=[
+        table_spec("executive_summary", GROUP, PLAN, [summarise]),
+        table_spec("executive_exceptions", GROUP, [*PLAN, planning_key("executive_summary")], [exceptions]),
+    ],
+    partitions_def=cycle_partitions,
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+)
+def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
+    """Per scenario, the KPIs an executive meeting looks at, and the exceptions above materiality."""
+    step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
+    gates, mode = step.settings.gates.executive_review, step.settings.supply.costs.shortfall_mode
+    with step.reading() as con:
+        frames = load_cycle_frames(con, step.cycle)
+        products, resources = read_table(con, "marts.dim_product"), read_table(con, "marts.dim_resource")
+    get = frames.get
+    summary = summarise(
+        step.cycle,
+        get("supply_plan"),
+        get("capacity_plan"),
+        get("financial_plan"),
+        get("budget_gap"),
+        get("forecast_accuracy"),
+        gates,
+        mode,
+    )
+    listed = exceptions(
+        step.cycle, get("supply_plan"), get("capacity_plan"), get("financial_plan"), get("budget_gap"), gates, products, resources, mode
+    )
+    step.write({"executive_summary": summary, "executive_exceptions": listed})
+    kpis = summary.filter(pl.col("kpi").is_in(["fill_rate", "revenue", "gross_margin", "inventory_value", "days_of_supply"]))
+    yield step.result("executive_summary", summary, kpis=md_table(kpis.select("scenario", "kpi", "value", "unit"), limit=60))
+    yield step.result("executive_exceptions", listed, top=md_table(listed.head(15)))
+
+
+@dg.multi_asset(
+    name="review_pack",
+    partitions_def=cycle_partitions,
+    pool=WAREHOUSE_POOL,
+    specs=[
+        dg.AssetSpec(
+            PACK,
+            group_name=GROUP,
+            kinds={"pdf"},
+            metadata=code_references(write_pack),
+            deps=[
+                planning_key("executive_summary"),
+                planning_key("executive_exceptions"),
+                planning_key("plan_bridge"),
+                planning_key("consensus_demand"),
+                planning_key("product_segmentation"),
+            ],
+            description="The review pack: a PDF with one page per review step and the charts as PNG, next to the warehouse.",
+        )
+    ],
+)
+def review_pack(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
+    step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
+    with step.reading() as con:
+        frames = load_cycle_frames(con, step.cycle)
+        version = plan_version(con, step.cycle)
+        approval = approval_status(con, step.cycle)
+    folder = chart_folder(warehouse, step.cycle)
+    charts = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+    pdf = write_pack(folder, step.cycle, frames, charts, version, approval, step.settings.gates.executive_review)
+    return dg.MaterializeResult(
+        asset_key=PACK,
+        metadata={
+            "path": dg.MetadataValue.path(str(pdf)),
+            "plan_version": version,
+            "approval": approval["reason"],
+            "settings_hash": step.settings_hash,
+        },
+    )
+
+
+@dg.multi_asset(
+    name="plan_of_record",
+    partitions_def=cycle_partitions,
+    pool=WAREHOUSE_POOL,
+    specs=[
+        dg.AssetSpec(
+            PLAN_OF_RECORD,
+            group_name=GROUP,
+            kinds={"python", "duckdb"},
+            metadata=code_references(publish_plan_of_record),
+            deps=[
+                planning_key("executive_summary"),
+                planning_key("consensus_demand"),
+                planning_key("supply_plan"),
+                planning_key("capacity_plan"),
+                planning_key("financial_plan"),
+            ],
+            description="The approved scenario's demand, supply, capacity and financial plan (planning.plan_of_record_*), "
+            "published once an approval matches the current plan version (launched by the approval sensor or "
+            "`sop approve`).",
+        )
+    ],
+)
+def plan_of_record(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
+    step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
+    with warehouse.connect() as con:
+        status = approval_status(con, step.cycle)
+        failed = failed_gates(con, step.cycle, CYCLE_GATES)
+        if not status["matches"]:
+            raise dg.Failure(description=f"no plan of record for {step.cycle}: {status['reason']}")
+        if failed:
+            raise dg.Failure(description=f"no plan of record for {step.cycle}: checkpoints not passed: {', '.join(failed)}")
+        scenario = status["latest_approval"]["scenario"]
+        written = publish_plan_of_record(con, step.cycle, scenario)
+    return dg.MaterializeResult(
+        asset_key=PLAN_OF_RECORD,
+        metadata={
+            "scenario": scenario,
+            "plan_version": status["current_version"],
+            "approved_by": status["latest_approval"]["decided_by"],
+            **written,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=PLAN_OF_RECORD,
+    name=RECORD_CHECK,
+    blocking=True,
+    partitions_def=cycle_partitions,
+    pool=WAREHOUSE_POOL,
+    description="The plan of record matches an executive's approval of this exact plan version, and every checkpoint of the cycle passed.",
+)
+def plan_of_record_is_approved(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource
+) -> dg.AssetCheckResult:
+    step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
+    with warehouse.connect(read_only=True) as con:
+        status = approval_status(con, step.cycle)
+        published = plan_of_record_version(con, step.cycle)
+        failed = failed_gates(con, step.cycle, CYCLE_GATES)
+    passed = published is not None and published == status["current_version"] and status["matches"] and not failed
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"published version {published} for approval: {status['reason']}"
+        + (f"; checkpoints not passed: {', '.join(failed)}" if failed else ""),
+    )

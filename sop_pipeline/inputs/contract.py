@@ -1,0 +1,216 @@
+"""The input contract: which files a company hands over, their columns, types and rules.
+
+One declaration serves three readers: the validator (which turns a broken file into one
+clear error before anything is written), the demo-data generator (which must produce exactly
+this shape) and the README's data dictionary. Changing a column here changes all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Column kinds the validator understands. `month` is a YYYY-MM string; `nonneg` numbers must
+# be >= 0; `positive` numbers must be > 0.
+STRING = "string"
+MONTH = "month"
+NUMBER = "number"
+NONNEG = "nonneg"
+POSITIVE = "positive"
+INTEGER = "integer"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+    required: bool = True  # a value must be present in every row
+    description: str = ""
+    allowed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InputFile:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    required: bool = False
+    # (column, referenced file, referenced column): every value must exist there.
+    references: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+LIFECYCLE_STATUSES = ("active", "npi", "phase_out")
+ADJUSTMENT_TYPES = ("override", "uplift_pct", "add")
+LEVELS = ("sku", "family")
+ITEM_TYPES = ("product", "material")
+
+INPUT_FILES: tuple[InputFile, ...] = (
+    InputFile(
+        "products",
+        "Product master: one row per SKU, with its family, price, cost and lifecycle.",
+        (
+            Column("sku", STRING, description="Stock-keeping unit code, unique."),
+            Column("description", STRING, False, "Free-text product name."),
+            Column("family", STRING, description="Product family: the level S&OP plans and reports at."),
+            Column("unit_price", NONNEG, description="Current net selling price per unit."),
+            Column("unit_cost", NONNEG, description="Standard cost per unit (used when no BOM/routing cost is known)."),
+            Column(
+                "status", STRING, description="Lifecycle: active, npi (new product introduction) or phase_out.", allowed=LIFECYCLE_STATUSES
+            ),
+            Column("launch_month", MONTH, False, "First month the SKU sells (YYYY-MM); required for npi."),
+            Column("discontinue_month", MONTH, False, "First month the SKU no longer sells (YYYY-MM); required for phase_out."),
+            Column("like_sku", STRING, False, "Existing SKU whose history stands in for a new product's."),
+            Column("launch_volume", NONNEG, False, "Monthly volume at full ramp for a new product without a usable like_sku."),
+        ),
+        key=("sku",),
+        required=True,
+    ),
+    InputFile(
+        "sales_history",
+        "Monthly sales (shipments or orders) per SKU. Months without a row count as zero sales.",
+        (
+            Column("month", MONTH, description="Calendar month, YYYY-MM."),
+            Column("sku", STRING, description="SKU sold; must exist in products."),
+            Column("quantity", NONNEG, description="Units sold in the month."),
+            Column("net_price", NONNEG, False, "Average net price realised in the month (price changes, discounts)."),
+            Column("promotion", NONNEG, False, "Share of the month under promotion, 0 to 1."),
+        ),
+        key=("month", "sku"),
+        required=True,
+        references=(("sku", "products", "sku"),),
+    ),
+    InputFile(
+        "resources",
+        "Production resources (lines, work centres) and their monthly capacity.",
+        (
+            Column("resource", STRING, description="Resource code, unique."),
+            Column("plant", STRING, description="Plant the resource belongs to."),
+            Column("capacity_hours", NONNEG, description="Regular hours available per month."),
+            Column("overtime_hours", NONNEG, description="Extra hours per month available at overtime cost."),
+            Column("cost_per_hour", NONNEG, description="Conversion cost per regular hour."),
+            Column("overtime_cost_per_hour", NONNEG, description="Cost per overtime hour."),
+        ),
+        key=("resource",),
+    ),
+    InputFile(
+        "routings",
+        "Which resources can make a SKU and how many hours a unit takes; several rows per SKU are alternate routings.",
+        (
+            Column("sku", STRING, description="SKU produced; must exist in products."),
+            Column("resource", STRING, description="Resource that can produce it; must exist in resources."),
+            Column("hours_per_unit", POSITIVE, description="Resource hours per unit produced."),
+            Column("priority", INTEGER, description="1 = preferred routing, higher = alternates."),
+        ),
+        key=("sku", "resource"),
+        references=(("sku", "products", "sku"), ("resource", "resources", "resource")),
+    ),
+    InputFile(
+        "materials",
+        "Purchased materials: cost, lead time, supplier capacity and stock.",
+        (
+            Column("material", STRING, description="Material code, unique."),
+            Column("description", STRING, False, "Free-text material name."),
+            Column("supplier", STRING, description="Supplier delivering the material."),
+            Column("unit_cost", NONNEG, description="Purchase cost per unit of material."),
+            Column("lead_time_months", INTEGER, description="Months between purchase and receipt."),
+            Column("supplier_capacity", NONNEG, description="Most units the supplier can deliver per month."),
+            Column("on_hand", NONNEG, description="Units in stock at the start of the cycle."),
+        ),
+        key=("material",),
+    ),
+    InputFile(
+        "bom",
+        "Bill of materials: material units consumed per unit of SKU produced.",
+        (
+            Column("sku", STRING, description="Finished SKU; must exist in products."),
+            Column("material", STRING, description="Component; must exist in materials."),
+            Column("qty_per", POSITIVE, description="Material units per SKU unit."),
+        ),
+        key=("sku", "material"),
+        references=(("sku", "products", "sku"), ("material", "materials", "material")),
+    ),
+    InputFile(
+        "inventory",
+        "Finished-goods stock on hand at the start of the cycle.",
+        (
+            Column("sku", STRING, description="SKU in stock; must exist in products."),
+            Column("on_hand", NONNEG, description="Units on hand."),
+        ),
+        key=("sku",),
+        references=(("sku", "products", "sku"),),
+    ),
+    InputFile(
+        "open_supply",
+        "Scheduled receipts already committed: production orders (product) and purchase orders (material).",
+        (
+            Column("item_type", STRING, description="product or material.", allowed=ITEM_TYPES),
+            Column("item", STRING, description="SKU or material code."),
+            Column("month", MONTH, description="Month the receipt arrives, YYYY-MM."),
+            Column("quantity", NONNEG, description="Units arriving."),
+        ),
+        key=("item_type", "item", "month"),
+    ),
+    InputFile(
+        "budget",
+        "Annual operating plan by family and month.",
+        (
+            Column("month", MONTH, description="Budget month, YYYY-MM."),
+            Column("family", STRING, description="Product family."),
+            Column("volume", NONNEG, description="Budgeted units."),
+            Column("revenue", NONNEG, description="Budgeted revenue."),
+            Column("gross_margin", NUMBER, description="Budgeted gross margin (revenue minus cost of goods sold)."),
+        ),
+        key=("month", "family"),
+    ),
+    InputFile(
+        "demand_inputs",
+        "Consensus layers on top of the statistical forecast: sales and marketing overrides, uplifts and events.",
+        (
+            Column("layer", STRING, description="Who adds it: sales, marketing, ... Applied in file order of first appearance."),
+            Column("level", STRING, description="sku or family.", allowed=LEVELS),
+            Column("key", STRING, description="The SKU or family the input applies to."),
+            Column("month", MONTH, description="Month affected, YYYY-MM."),
+            Column(
+                "adjustment_type",
+                STRING,
+                description="override (set quantity), uplift_pct (percent change) or add (units added).",
+                allowed=ADJUSTMENT_TYPES,
+            ),
+            Column("value", NUMBER, description="Quantity, percent or units, by adjustment_type."),
+            Column("owner", STRING, description="Person accountable for the input."),
+            Column("reason", STRING, False, "Why: event, customer, promotion. Large overrides without a reason are flagged."),
+        ),
+        key=("layer", "level", "key", "month"),
+    ),
+    InputFile(
+        "price_plan",
+        "Optional planned price changes: percent change of the product master's unit_price from a month on (family or SKU level).",
+        (
+            Column("level", STRING, description="sku or family.", allowed=LEVELS),
+            Column("key", STRING, description="The SKU or family whose price changes."),
+            Column("month", MONTH, description="First month the change applies, YYYY-MM; it lasts from then on."),
+            Column(
+                "price_change_pct",
+                NUMBER,
+                description="Percent change of unit_price (5 = +5%); family and SKU changes multiply, later changes compound.",
+            ),
+        ),
+        key=("level", "key", "month"),
+    ),
+    InputFile(
+        "indicators",
+        "Optional economic indicators by month, used as covariates by the global forecast model.",
+        (
+            Column("month", MONTH, description="Month, YYYY-MM."),
+            Column("indicator", STRING, description="Indicator name."),
+            Column("value", NUMBER, description="Indicator value."),
+        ),
+        key=("month", "indicator"),
+    ),
+)
+
+FILES_BY_NAME = {f.name: f for f in INPUT_FILES}

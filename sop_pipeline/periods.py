@@ -1,0 +1,44 @@
+"""Months, cycles and fiscal periods: the planning calendar's arithmetic.
+
+A cycle is named by its first plan month (`2026-11`); months are first-of-month dates. Every
+step counts months the same way through these helpers, so "the horizon", "the last 12 months"
+and "the fiscal year" mean one thing everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+
+def cycle_label(cycle: str | dt.date) -> str:
+    """'2026-11' for a cycle given as '2026-11', '2026-11-01' or a date."""
+    if isinstance(cycle, dt.date):
+        return cycle.strftime("%Y-%m")
+    text = str(cycle).strip()
+    try:
+        return dt.datetime.strptime(text[:7], "%Y-%m").strftime("%Y-%m")
+    except ValueError as exc:
+        raise ValueError(f"cycle {cycle!r} is not a month in YYYY-MM form") from exc
+
+
+def cycle_month(cycle: str | dt.date) -> dt.date:
+    """The cycle's first plan month as a date (first day of the month)."""
+    return dt.datetime.strptime(cycle_label(cycle), "%Y-%m").date()
+
+
+def add_months(month: dt.date, months: int) -> dt.date:
+    index = month.year * 12 + month.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def horizon_months(cycle: str | dt.date, months: int) -> pl.Series:
+    """The plan horizon's months, from the cycle month on."""
+    start = cycle_month(cycle)
+    return pl.Series("month", [add_months(start, i) for i in range(months)], dtype=pl.Date)
+
+
+def months_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
+    """Whole months from `earlier` to `later` (both month dates): 0 for the same month."""
+    return (later.dt.year() * 12 + later.dt.month()) - (earlier.dt.year() * 12 + earlier.dt.month())

@@ -1,0 +1,63 @@
+"""The portfolio checkpoint's rules: what makes a portfolio unsound to plan."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from sop_pipeline.periods import cycle_month
+
+
+def portfolio_findings(products: pl.DataFrame, sales_skus: pl.Series, cycle: str) -> pl.DataFrame:
+    """Every SKU that breaks a portfolio rule, with the rule and the detail a planner needs.
+
+    Rules: every SKU with sales exists in the product master; every product launching in the
+    horizon has a like_sku with history or an explicit launch_volume; a discontinue month falls
+    after the launch month. An empty frame means the portfolio is sound.
+    """
+    start = cycle_month(cycle)
+    history = products.filter(pl.col("lifetime_quantity") > 0).select(
+        pl.col("sku").alias("like_sku"), pl.lit(True).alias("like_has_history")
+    )
+    unknown = (
+        pl.DataFrame({"sku": sales_skus.unique().sort()})
+        .join(products.select("sku"), on="sku", how="anti")
+        .with_columns(
+            pl.lit("sales_for_unknown_sku").alias("rule"),
+            pl.lit("has sales history but is not in the product master").alias("detail"),
+        )
+    )
+    launching = products.filter(
+        (pl.col("status") == "npi") | (pl.col("launch_month").is_not_null() & (pl.col("launch_month") >= pl.lit(start)))
+    ).join(history, on="like_sku", how="left")
+    no_basis = launching.filter(pl.col("like_has_history").is_null() & pl.col("launch_volume").is_null()).select(
+        "sku",
+        pl.lit("new_product_without_basis").alias("rule"),
+        pl.format(
+            "launches {} with like_sku {} that has no sales history and no launch_volume",
+            pl.col("launch_month").dt.strftime("%Y-%m").fill_null("(no month)"),
+            pl.col("like_sku").fill_null("(none)"),
+        ).alias("detail"),
+    )
+    bad_dates = products.filter(
+        pl.col("launch_month").is_not_null()
+        & pl.col("discontinue_month").is_not_null()
+        & (pl.col("discontinue_month") <= pl.col("launch_month"))
+    ).select(
+        "sku",
+        pl.lit("phase_out_before_launch").alias("rule"),
+        pl.format(
+            "discontinue month {} is not after launch month {}",
+            pl.col("discontinue_month").dt.strftime("%Y-%m"),
+            pl.col("launch_month").dt.strftime("%Y-%m"),
+        ).alias("detail"),
+    )
+    return pl.concat([unknown, no_basis, bad_dates], how="vertical").sort("rule", "sku")
+
+
+def describe_findings(findings: pl.DataFrame, limit: int = 20) -> str:
+    """A planner-readable summary: one line per offending SKU (the first `limit`)."""
+    if findings.height == 0:
+        return "portfolio is sound"
+    lines = [f"{row['sku']}: {row['rule']} - {row['detail']}" for row in findings.head(limit).iter_rows(named=True)]
+    more = f"\n... and {findings.height - limit} more" if findings.height > limit else ""
+    return "\n".join(lines) + more

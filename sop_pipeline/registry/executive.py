@@ -1,0 +1,92 @@
+"""Tables of the executive review and the cycle's governance records."""
+
+from sop_pipeline.registry.base import Col, Table
+from sop_pipeline.registry.common import CYCLE, SCENARIO, money, text
+
+EXECUTIVE_TABLES = (
+    Table(
+        "executive_summary",
+        "executive_review",
+        "Executive KPIs per cycle and scenario, one row per KPI (long format: pivot on scenario to compare).",
+        ("cycle", "scenario", "kpi", "subject"),
+        (
+            CYCLE,
+            SCENARIO,
+            Col("kpi_order", "int32", "Display order.", ge=0),
+            text("kpi", "KPI name, e.g. fill_rate, revenue."),
+            text("subject", "What the KPI is about when not the company (a bottleneck resource).", nullable=True),
+            Col("value", "float", "KPI value; null when its input was not available this cycle.", unit="see unit", nullable=True),
+            text("unit", "ratio (0-1), currency, units, days, ...", nullable=True),
+            text("detail", "How it was computed, or why it is missing."),
+        ),
+        computed_by="sop_pipeline.executive.kpis.executive_summary",
+        in_plan_version=False,
+    ),
+    Table(
+        "executive_exceptions",
+        "executive_review",
+        "Exceptions above the materiality thresholds per cycle and scenario, ranked by money.",
+        ("cycle", "scenario", "rank"),
+        (
+            CYCLE,
+            SCENARIO,
+            Col("rank", "int32", "1 = the largest amount.", ge=1),
+            text("kind", "shortfall, budget_gap or capacity."),
+            text("subject", "The family or resource concerned."),
+            Col("month", "date", "Month concerned; null for a longer period.", nullable=True),
+            text("period_label", "The month or quarter, as text."),
+            money("money", "Amount at stake.", ge=0),
+            text("description", "A sentence for the executive."),
+        ),
+        computed_by="sop_pipeline.executive.exceptions.exceptions",
+        in_plan_version=False,
+    ),
+    Table(
+        "checkpoints",
+        "governance",
+        "Each checkpoint's latest outcome per cycle, so that `sop status` and the plan of record's check can read it "
+        "without asking Dagster.",
+        ("cycle", "checkpoint"),
+        (
+            CYCLE,
+            text("checkpoint", "Checkpoint name (a Dagster asset check)."),
+            Col("passed", "bool", "It passed."),
+            text("description", "What it found."),
+            Col("evaluated_at", "timestamp", "When it ran (UTC)."),
+            Col("blocking", "bool", "A failure stops the cycle (false: a warning for the meeting)."),
+        ),
+        computed_by="sop_pipeline.executive.governance.record_checkpoint",
+        in_plan_version=False,
+    ),
+    Table(
+        "decisions",
+        "governance",
+        "Every approval (and later every decision) an executive recorded: the audit trail, never updated or deleted.",
+        (),
+        (
+            CYCLE,
+            SCENARIO,
+            text("decision", "approved."),
+            text("decided_by", "Who decided."),
+            text("note", "Their note."),
+            text("plan_version", "The plan version decided on."),
+            Col("decided_at", "timestamp", "When (UTC)."),
+        ),
+        computed_by="sop_pipeline.executive.governance.record_decision",
+        in_plan_version=False,
+    ),
+    Table(
+        "settings_used",
+        "governance",
+        "The settings (models/*.yaml) each review step used in the cycle: part of the plan version, so a changed setting "
+        "is a changed plan.",
+        ("cycle", "step"),
+        (
+            CYCLE,
+            text("step", "Review step (Dagster asset group)."),
+            text("settings_hash", "sha256 of the settings' values (16 hex characters)."),
+            text("settings", "The settings as JSON."),
+        ),
+        computed_by="orchestration.io.CycleStep.record_settings",
+    ),
+)

@@ -1,0 +1,98 @@
+"""The whole supply review of a cycle: targets once, then the baseline and every scenario."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from sop_pipeline.periods import cycle_label
+from sop_pipeline.rules import late_units
+from sop_pipeline.settings.scenarios import BASELINE, Scenario
+from sop_pipeline.settings.supply import SupplySettings
+from sop_pipeline.supply.common import QTY_TOL
+from sop_pipeline.supply.feasibility import check_plan_feasibility, fill_rate
+from sop_pipeline.supply.inputs import SupplyInputs
+from sop_pipeline.supply.plan import SupplyResult, plan_supply
+from sop_pipeline.supply.scenarios import apply_scenario
+from sop_pipeline.supply.targets import compute_inventory_targets
+
+
+@dataclass
+class SupplyReview:
+    """Every scenario of one cycle side by side: frames stacked with a `scenario` column."""
+
+    cycle: str
+    inventory_targets: pl.DataFrame
+    results: dict[str, SupplyResult]
+    scenario_summary: pl.DataFrame
+    violations: dict[str, list[str]]
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """One output table over all scenarios, e.g. `review.frame('capacity_plan')`."""
+        return pl.concat([getattr(r, name) for r in self.results.values()], how="diagonal_relaxed")
+
+
+def run_supply_review(
+    inputs: SupplyInputs,
+    settings: SupplySettings,
+    scenarios: Mapping[str, Scenario] | None = None,
+    cycle: str | None = None,
+    check: bool = True,
+) -> SupplyReview:
+    """Targets once, then the baseline and each scenario solved on the same cycle's data.
+
+    Inventory targets are computed once from the consensus and kept for every scenario: the
+    policy is the same, only the scenario's overlays differ. Each plan is checked by
+    `check_plan_feasibility` (unless `check=False`); a scenario that is not optimal is reported
+    in the summary, not raised, so that one broken what-if never hides the baseline.
+    """
+    inputs = inputs.typed()
+    cycle = cycle_label(cycle or inputs.months[0])
+    scenarios = dict(scenarios or {BASELINE: Scenario(name=BASELINE)})
+    scenarios.setdefault(BASELINE, Scenario(name=BASELINE))
+    order = [BASELINE] + [s for s in scenarios if s != BASELINE]
+    targets = compute_inventory_targets(inputs.demand, inputs.segmentation, settings.inventory_targets, cycle)
+    results, violations = {}, {}
+    for name in order:
+        scenario_inputs = apply_scenario(inputs, scenarios[name]) if name != BASELINE else inputs
+        result = plan_supply(scenario_inputs, settings, name, cycle, targets)
+        results[name] = result
+        if check:
+            started = time.perf_counter()
+            violations[name] = (
+                check_plan_feasibility(result.tables(), scenario_inputs) if result.objective is not None else [f"no plan: {result.status}"]
+            )
+            result.timings["check"] = time.perf_counter() - started
+    return SupplyReview(cycle, targets, results, scenario_summary(results.values(), violations), violations)
+
+
+def scenario_summary(results: Any, violations: Mapping[str, list[str]] | None = None) -> pl.DataFrame:
+    """One row per scenario: solver status, cost, service, overtime and the top bottleneck."""
+    rows = []
+    for r in results:
+        plan = r.supply_plan
+        top = r.bottlenecks.head(1)
+        rows.append(
+            {
+                "cycle": r.cycle,
+                "scenario": r.scenario,
+                "status": r.status,
+                "optimal": r.optimal,
+                "feasibility_violations": len((violations or {}).get(r.scenario, [])),
+                "objective": r.objective,
+                **{f"cost_{k}": v for k, v in r.cost_breakdown.items()},
+                "demand": float(plan["demand"].sum()),
+                "late_units": float(plan.select(late_units(r.shortfall_mode).sum()).item() or 0.0),
+                "fill_rate": fill_rate(plan, r.shortfall_mode) if plan.height else None,
+                "below_target_sku_months": int(plan.filter(pl.col("ending_inventory") < pl.col("target_inventory") - QTY_TOL).height),
+                "overtime_hours": float(r.capacity_plan["overtime_hours"].sum()),
+                "top_bottleneck": top["constraint"][0] if top.height else None,
+                "solve_seconds": r.timings.get("solve"),
+                "total_seconds": r.timings.get("total"),
+            }
+        )
+    return pl.DataFrame(rows, infer_schema_length=None)
