@@ -18,6 +18,17 @@ from sop_pipeline.periods import add_months, cycle_label, cycle_month
 
 
 def _cycle(text: str) -> str:
+    """A cycle as YYYY-MM (or Dagster's YYYY-MM-01) within the planning calendar, else a usage
+    error before anything runs."""
+    from orchestration.partitions import check_cycle
+
+    try:
+        return check_cycle(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _demo_cycle(text: str) -> str:
     try:
         return cycle_label(text)
     except ValueError as exc:
@@ -40,12 +51,12 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_one(cycle: str, data_dir: str, warehouse: str, models_dir: str | None) -> bool:
+def _run_one(cycle: str, data_dir: str, warehouse: str, models_dir: str | None, wait_seconds: float = 0.0) -> bool:
     from orchestration.runner import run_cycle
 
     print(f"cycle {cycle}: inputs {Path(data_dir).resolve()}, warehouse {Path(warehouse).resolve()}")
     started = time.perf_counter()
-    outcome = run_cycle(cycle, data_dir, warehouse, models_dir=models_dir)
+    outcome = run_cycle(cycle, data_dir, warehouse, models_dir=models_dir, wait_seconds=wait_seconds)
     if outcome.success:
         print(f"cycle {cycle}: done in {time.perf_counter() - started:.0f}s, {len(outcome.materialized)} assets materialized")
         _print_summary(cycle, warehouse)
@@ -53,7 +64,7 @@ def _run_one(cycle: str, data_dir: str, warehouse: str, models_dir: str | None) 
         return True
     print(f"cycle {cycle}: STOPPED after {time.perf_counter() - started:.0f}s", file=sys.stderr)
     print(outcome.explanation(), file=sys.stderr)
-    print("Earlier cycles and tables written before the failure are unchanged; fix the input and rerun.", file=sys.stderr)
+    print(outcome.advice(), file=sys.stderr)
     return False
 
 
@@ -76,22 +87,68 @@ def _publish_bi(warehouse: str) -> None:
     print(f"  BI copy published: {target}")
 
 
+def _refuse_missing(warehouse: str, cycle: str, command: str) -> bool:
+    """True (after saying so) when there is no warehouse: `approve` and `status` never create one."""
+    if Path(warehouse).exists():
+        return False
+    print(
+        f"{command} refused: no warehouse at {Path(warehouse).resolve()}; run `sop run --cycle {cycle}` first "
+        "(or pass the right --warehouse)",
+        file=sys.stderr,
+    )
+    return True
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
+    from dagster._core.utils import make_new_run_id
+
+    from orchestration.graph import step_graph
+    from orchestration.instance import shared_instance
+    from orchestration.io import run_alive
     from orchestration.runner import run_cycle
+    from sop_pipeline import runlock
     from sop_pipeline.executive.governance import record_decision
     from sop_pipeline.warehouse import connect
 
-    with connect(args.warehouse) as con:
-        try:
-            decision = record_decision(con, args.cycle, args.scenario, args.by, args.note or "")
-        except ValueError as exc:
-            print(f"approval refused: {exc}", file=sys.stderr)
-            return 2
+    if _refuse_missing(args.warehouse, args.cycle, "approval"):
+        return 2
+    instance = shared_instance()
+    # The approval owns the warehouse while it reads the plan and records the decision: a run
+    # in progress would make it approve a plan that is neither the old nor the new one.
+    approval = make_new_run_id()
+    try:
+        runlock.claim(args.warehouse, approval, args.cycle, "sop", alive=run_alive(instance))
+    except runlock.WarehouseBusy as exc:
+        print(f"approval refused: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with connect(args.warehouse) as con:
+            decision = record_decision(con, args.cycle, args.scenario, args.by, args.note or "", graph=step_graph())
+    except ValueError as exc:
+        print(f"approval refused: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        runlock.release(args.warehouse, approval)
     print(f"cycle {args.cycle}: {args.scenario} approved by {args.by} for plan version {decision['plan_version'][:12]}")
     # What the approval sensor does in a running Dagster deployment, done here in-process.
-    outcome = run_cycle(args.cycle, args.data, args.warehouse, models_dir=args.models, job_name="publish_plan_of_record")
+    outcome = run_cycle(
+        args.cycle,
+        args.data,
+        args.warehouse,
+        models_dir=args.models,
+        job_name="publish_plan_of_record",
+        instance=instance,
+        wait_seconds=args.wait,
+    )
     if not outcome.success:
         print(outcome.explanation(), file=sys.stderr)
+        return 1
+    if "planning/plan_of_record" not in outcome.materialized:
+        print(
+            f"cycle {args.cycle}: the plan of record was not published (the plan changed after the approval?); "
+            f"see sop status --cycle {args.cycle}",
+            file=sys.stderr,
+        )
         return 1
     print(f"cycle {args.cycle}: plan of record published ({args.scenario})")
     _publish_bi(args.warehouse)
@@ -99,20 +156,26 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from orchestration.graph import step_graph
+    from orchestration.instance import shared_instance
+    from orchestration.io import run_alive
+    from sop_pipeline import runlock
     from sop_pipeline.executive.status import status_report
     from sop_pipeline.warehouse import connect
 
-    if not Path(args.warehouse).exists():
-        print(f"no warehouse at {args.warehouse}: run `sop run --cycle {args.cycle}` first", file=sys.stderr)
+    if _refuse_missing(args.warehouse, args.cycle, "status"):
         return 1
+    holder = runlock.current(args.warehouse, alive=run_alive(shared_instance()))
     with connect(args.warehouse, read_only=True) as con:
-        for line in status_report(con, args.cycle):
+        for line in status_report(con, args.cycle, graph=step_graph()):
             print(line)
+    if holder is not None:
+        print(f"in progress: {holder.describe()}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return 0 if _run_one(args.cycle, args.data, args.warehouse, args.models) else 1
+    return 0 if _run_one(args.cycle, args.data, args.warehouse, args.models, args.wait) else 1
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -122,7 +185,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 2
     month = start
     while month <= end:
-        if not _run_one(cycle_label(month), args.data, args.warehouse, args.models):
+        if not _run_one(cycle_label(month), args.data, args.warehouse, args.models, args.wait):
             return 1
         month = add_months(month, 1)
     return 0
@@ -136,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", required=True, help="folder to write the CSV files into")
     demo.add_argument("--skus", type=int, default=300)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--cycle", type=_cycle, default="2026-11", help="first plan month; history ends the month before")
+    demo.add_argument("--cycle", type=_demo_cycle, default="2026-11", help="first plan month; history ends the month before")
     demo.add_argument("--models", default=os.environ.get("SOP_MODELS_DIR"), help="settings folder whose calendar sets the horizon")
     demo.set_defaults(func=cmd_demo_data)
 
@@ -144,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", default=default_data_dir(), help="input folder (default: $SOP_DATA_DIR)")
         p.add_argument("--warehouse", default=default_warehouse(), help="DuckDB file (default: $SOP_WAREHOUSE)")
         p.add_argument("--models", default=os.environ.get("SOP_MODELS_DIR"), help="planning settings folder (default: models/)")
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="while another run owns the warehouse, wait this long for it (default: refuse at once)",
+        )
 
     run = sub.add_parser("run", help="materialize every step of one cycle, in-process")
     run.add_argument("--cycle", type=_cycle, required=True)
@@ -172,8 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sop_pipeline.runlock import WarehouseBusy
+    from sop_pipeline.settings.base import SettingsError
+    from sop_pipeline.warehouse import WarehouseError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (WarehouseBusy, WarehouseError, SettingsError) as exc:
+        # Said in one line: who holds the warehouse, which file cannot be written and why, which
+        # setting is wrong. Nothing was changed.
+        print(f"sop {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

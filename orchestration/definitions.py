@@ -16,12 +16,11 @@ from dagster_dbt import DbtCliResource
 
 from orchestration import demand_review, executive_review, financial_review, ingestion, product_review, sensors, supply_review
 from orchestration.dbt_project import dbt_executable, dbt_project
-from orchestration.partitions import cycle_partitions
 from orchestration.resources import default_resources
 
 # (group, assets, checkpoints) in review order.
 REVIEW_STEPS = [
-    ("ingestion", [ingestion.input_files, ingestion.dbt_models], []),
+    ("ingestion", [ingestion.company_files, ingestion.input_files, ingestion.dbt_models], []),
     ("product_review", [product_review.product_portfolio, product_review.product_segmentation], [product_review.portfolio_is_sound]),
     (
         "demand_review",
@@ -42,14 +41,12 @@ CHECKS = [check for _, _, checks in REVIEW_STEPS for check in checks]
 monthly_cycle_job = dg.define_asset_job(
     "monthly_cycle",
     selection=dg.AssetSelection.all() - dg.AssetSelection.assets(executive_review.PLAN_OF_RECORD),
-    partitions_def=cycle_partitions,
     description="The whole monthly S&OP cycle for one partition (cycle month), up to the review pack.",
 )
 
 publish_plan_of_record_job = dg.define_asset_job(
     "publish_plan_of_record",
     selection=dg.AssetSelection.assets(executive_review.PLAN_OF_RECORD),
-    partitions_def=cycle_partitions,
     description="Publish the approved plan as the plan of record (launched by the approval sensor).",
 )
 
@@ -57,6 +54,7 @@ monthly_cycle_schedule = dg.build_schedule_from_partitioned_job(
     monthly_cycle_job,
     hour_of_day=6,
     day_of_month=2,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Plans the new cycle on the 2nd of each month, once last month's actuals are in.",
 )
 
@@ -70,7 +68,7 @@ def build_definitions(
         asset_checks=CHECKS,
         jobs=[monthly_cycle_job, publish_plan_of_record_job, sensors.approve_plan_job],
         schedules=[monthly_cycle_schedule],
-        sensors=[sensors.approval_sensor(publish_plan_of_record_job), sensors.bi_publish_sensor],
+        sensors=[sensors.approval_sensor(publish_plan_of_record_job), sensors.bi_publish_sensor, sensors.company_files_changed],
         resources={
             **default_resources(),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),

@@ -6,12 +6,12 @@ import polars as pl
 
 from orchestration.ingestion import mart
 from orchestration.io import CycleStep, chart, chart_folder, md_table, planning_key, table_spec
-from orchestration.partitions import EARLIER_CYCLES, WAREHOUSE_POOL, cycle_partitions
+from orchestration.partitions import EARLIER_CYCLES, ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline import registry
 from sop_pipeline.demand.accuracy import accuracy_summary, score_accuracy
 from sop_pipeline.demand.backtest import backtest_table, backtest_versus_naive
-from sop_pipeline.demand.consensus import build_consensus, consensus_problems, unexplained_overrides
+from sop_pipeline.demand.consensus import build_consensus, consensus_problems, fallback_note, unexplained_overrides
 from sop_pipeline.demand.lifecycle import apply_lifecycle
 from sop_pipeline.finance.prices import price_by_sku_month
 from sop_pipeline.forecast import forecast_demand
@@ -39,6 +39,7 @@ SEGMENTATION = planning_key("product_segmentation")
         ),
     ],
     partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
     pool=WAREHOUSE_POOL,
     can_subset=False,
 )
@@ -88,6 +89,7 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
         table_spec("consensus_demand", GROUP, [planning_key("demand_plan_layers")], [build_consensus]),
     ],
     partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
     pool=WAREHOUSE_POOL,
     can_subset=False,
 )
@@ -127,6 +129,7 @@ def consensus_demand(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         )
     ],
     partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
     pool=WAREHOUSE_POOL,
 )
 def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
@@ -186,6 +189,9 @@ def consensus_demand_is_sound(
             f"{versus_naive['naive_wape']:.3f} (ratio {ratio:.3f} > {gates.max_backtest_ratio_to_naive})"
         )
     description = "; ".join(reasons) or "complete, finite, non-negative; published models beat seasonal naive in backtest"
+    note = fallback_note(statistical)
+    if note:
+        description += f"; {note}"
     return step.checkpoint(
         CONSENSUS_CHECK,
         not reasons,

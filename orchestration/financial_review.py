@@ -6,7 +6,7 @@ import polars as pl
 
 from orchestration.ingestion import mart
 from orchestration.io import CycleStep, chart, chart_folder, md_table, planning_key, table_spec
-from orchestration.partitions import EARLIER_CYCLES, WAREHOUSE_POOL, cycle_partitions
+from orchestration.partitions import EARLIER_CYCLES, ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline.executive.governance import last_plan_of_record
 from sop_pipeline.finance.bridge import plan_bridge as bridge_of
@@ -54,7 +54,14 @@ def load_finance_inputs(step: CycleStep, con) -> FinanceInputs:
     )
 
 
-@dg.multi_asset(name="financial_plan", specs=_specs(), partitions_def=cycle_partitions, pool=WAREHOUSE_POOL, can_subset=False)
+@dg.multi_asset(
+    name="financial_plan",
+    specs=_specs(),
+    partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+)
 def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
     """Price the constrained and unconstrained plans of every scenario; compare with the budget."""
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
@@ -101,6 +108,7 @@ def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         )
     ],
     partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
     pool=WAREHOUSE_POOL,
 )
 def plan_bridge(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import inspect
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,18 @@ import duckdb
 import polars as pl
 
 from orchestration.resources import PlanningModelsResource, WarehouseResource
-from sop_pipeline import registry
-from sop_pipeline.executive.governance import record_checkpoint
+from sop_pipeline import registry, runlock
+from sop_pipeline.executive.governance import record_checkpoint, utc_naive
+from sop_pipeline.inputs.versions import changed_since_ingestion
 from sop_pipeline.periods import cycle_label
 from sop_pipeline.reporting.style import to_png
 from sop_pipeline.settings import Settings
-from sop_pipeline.warehouse import read_cycle, require_marts_for, write_cycles
+from sop_pipeline.warehouse import StaleMartsError, read_cycle, require_marts_for, storage_problem, write_cycles
+
+# Tags a `sop` run carries, so that its steps know they belong to a command-line run.
+ORIGIN_TAG, PID_TAG = "sop/origin", "sop/pid"
+# How long a step waits for another run to finish with the warehouse before it gives up.
+LOCK_WAIT_SECONDS = float(os.environ.get("SOP_LOCK_WAIT_SECONDS", "600"))
 
 
 def planning_key(name: str) -> dg.AssetKey:
@@ -86,21 +93,76 @@ def md_table(frame: pl.DataFrame, limit: int = 25) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(limit).to_pandas().to_markdown(index=False, floatfmt=".3f"))
 
 
+def run_origin(context) -> str:
+    return context.run.tags.get(ORIGIN_TAG, "dagster")
+
+
+def run_alive(instance: dg.DagsterInstance) -> Callable[[runlock.Holder], bool]:
+    """Whether a warehouse's owner still runs: a Dagster run while its instance says it is not
+    finished (its steps may each run in a process of their own), a `sop` run while its process
+    lives."""
+
+    def alive(holder: runlock.Holder) -> bool:
+        if holder.origin == "dagster":
+            run = instance.get_run_by_id(holder.run_id)
+            if run is not None:
+                return not run.is_finished
+        return runlock.process_alive(holder)
+
+    return alive
+
+
+def claim_warehouse(context, warehouse: WarehouseResource, cycle: str) -> None:
+    """Own the warehouse for this run before writing (`sop_pipeline.runlock`): wait while
+    another live run owns it, then fail the step with who holds it."""
+    pid = int(context.run.tags.get(PID_TAG, os.getpid()))
+    try:
+        runlock.claim(
+            warehouse.path,
+            context.run.run_id,
+            cycle,
+            run_origin(context),
+            wait_seconds=LOCK_WAIT_SECONDS,
+            alive=run_alive(context.instance),
+            say=context.log.warning,
+            pid=pid,
+        )
+    except runlock.WarehouseBusy as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except OSError as exc:
+        where = Path(warehouse.path).resolve()
+        raise dg.Failure(description=f"cannot write next to the warehouse {where}: {storage_problem(exc) or exc}") from None
+
+
+def step_run(cycle: str, step: str, run_id: str | None) -> pl.DataFrame:
+    """The row of planning.step_runs saying `step` of `run_id` finished writing the cycle now:
+    written in the same transaction as the step's tables, so the record never disagrees with
+    them (`governance.cycle_state` reads it)."""
+    return pl.DataFrame({"cycle": [cycle_label(cycle)], "step": [step], "run_id": [run_id], "finished_at": [utc_naive(None)]})
+
+
 @dataclass
 class CycleStep:
-    """One review step of one cycle: its settings, its reads and its validated writes."""
+    """One review step of one cycle: its settings, its reads and its validated writes.
+
+    `group` is the review step (the settings it records are the group's), `op` the Dagster
+    step that writes (recorded in planning.step_runs with the run)."""
 
     cycle: str
     step: str
     sections: tuple[str, ...]
     settings: Settings
     warehouse: WarehouseResource
+    op: str = ""
+    run_id: str | None = None
 
     @classmethod
     def start(
         cls, context, warehouse: WarehouseResource, planning_models: PlanningModelsResource, step: str, sections: Sequence[str]
     ) -> CycleStep:
-        return cls(cycle_label(context.partition_key), step, tuple(sections), planning_models.load(), warehouse)
+        cycle = cycle_label(context.partition_key)
+        claim_warehouse(context, warehouse, cycle)
+        return cls(cycle, step, tuple(sections), planning_models.load(), warehouse, context.op_def.name, context.run.run_id)
 
     @property
     def settings_hash(self) -> str:
@@ -108,9 +170,17 @@ class CycleStep:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection, after checking the marts were built for this cycle."""
+        """A read-only connection, after checking the marts were built for this cycle from the
+        input files as they are now."""
         with self.warehouse.connect(read_only=True) as con:
             require_marts_for(con, self.cycle)
+            changed = changed_since_ingestion(con)
+            if changed:
+                raise StaleMartsError(
+                    f"{', '.join(changed)} changed since cycle {self.cycle} was ingested: this step would plan from the old "
+                    f"file. Rerun the cycle from the ingestion: `sop run --cycle {self.cycle}`, or in the UI re-execute all "
+                    f"steps (not from failure), or materialize partition {self.cycle}-01 from input_files on."
+                )
             yield con
 
     def read(self, con: duckdb.DuckDBPyConnection, name: str) -> pl.DataFrame:
@@ -128,7 +198,9 @@ class CycleStep:
             }
         )
         with self.warehouse.connect() as con:
-            return write_cycles(con, tables, self.cycle, settings_used=(self.step, used))
+            return write_cycles(
+                con, tables, self.cycle, keyed={"settings_used": used, "step_runs": step_run(self.cycle, self.op, self.run_id)}
+            )
 
     def result(self, name: str, frame: pl.DataFrame | None = None, **metadata: Any) -> dg.MaterializeResult:
         rows = {"rows": frame.height} if frame is not None else {}
@@ -137,13 +209,22 @@ class CycleStep:
     def checkpoint(
         self, name: str, passed: bool, description: str, blocking: bool = True, asset: str | None = None, **metadata: Any
     ) -> dg.AssetCheckResult:
-        """Record the checkpoint's outcome in planning.checkpoints and report it to Dagster."""
+        """Record the checkpoint's outcome in planning.checkpoints and report it to Dagster; a
+        failed blocking checkpoint says in the UI where to rerun from (rerunning the check
+        alone would read the same tables again)."""
         with self.warehouse.connect() as con:
-            record_checkpoint(con, self.cycle, name, passed, description, blocking)
+            record_checkpoint(con, self.cycle, name, passed, description, blocking, self.run_id)
+        shown = description
+        if blocking and not passed:
+            shown += (
+                f"\n\nTo rerun: fix the input file (or setting), then run the cycle again from the ingestion, so the "
+                f"file is read again: `sop run --cycle {self.cycle}`, or in the UI materialize partition "
+                f"{self.cycle}-01 from the ingestion group on (the changed file shows its steps as unsynced)."
+            )
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-            description=description,
+            description=shown,
             metadata=metadata,
             check_name=name,
             asset_key=planning_key(asset) if asset else None,

@@ -6,7 +6,7 @@ import polars as pl
 
 from orchestration.ingestion import mart
 from orchestration.io import CycleStep, md_table, planning_key, table_spec
-from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
+from orchestration.partitions import ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline.product.findings import describe_findings, portfolio_findings
 from sop_pipeline.product.portfolio import build_product_portfolio
@@ -22,6 +22,7 @@ PORTFOLIO_CHECK = "portfolio_is_sound"
     name="product_portfolio",
     specs=[table_spec("product_portfolio", GROUP, [mart("dim_product")], [build_product_portfolio])],
     partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
     pool=WAREHOUSE_POOL,
 )
 def product_portfolio(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
@@ -43,6 +44,7 @@ def product_portfolio(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     name="product_segmentation",
     specs=[table_spec("product_segmentation", GROUP, [mart("dim_product"), mart("fct_sales_monthly")], [segment_products])],
     partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
     pool=WAREHOUSE_POOL,
 )
 def product_segmentation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
@@ -73,11 +75,16 @@ def portfolio_is_sound(
     with step.reading() as con:
         products = read_table(con, "marts.dim_product")
         sales_skus = query(con, "select distinct sku from staging.stg_sales_history order by sku")["sku"]
+        source_rows = query(
+            con,
+            "select 'products.csv' as file, sku, min(_source_row) as row from staging.stg_products group by all "
+            "union all select 'sales_history.csv', sku, min(_source_row) from staging.stg_sales_history group by all",
+        )
     findings = portfolio_findings(products, sales_skus, step.cycle)
     return step.checkpoint(
         PORTFOLIO_CHECK,
         findings.height == 0,
-        describe_findings(findings),
+        describe_findings(findings, source_rows),
         offending_skus=dg.MetadataValue.json(findings["sku"].to_list()),
         findings=md_table(findings, limit=200),
     )

@@ -7,13 +7,13 @@ import polars as pl
 
 from orchestration.ingestion import mart
 from orchestration.io import CycleStep, chart, chart_folder, md_table, planning_key, table_spec
-from orchestration.partitions import WAREHOUSE_POOL, cycle_partitions
+from orchestration.partitions import ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline.reporting.charts import capacity_chart, inventory_chart
 from sop_pipeline.settings.scenarios import BASELINE
 from sop_pipeline.supply.common import SupplyDataMissing
 from sop_pipeline.supply.diagnose import bottlenecks, exceptions
-from sop_pipeline.supply.feasibility import PlanTables, check_plan_feasibility, supply_gate_findings
+from sop_pipeline.supply.feasibility import PlanTables, check_plan_feasibility, stranded_supply, supply_gate_findings
 from sop_pipeline.supply.inputs import SupplyInputs
 from sop_pipeline.supply.plan import plan_supply, production_plan
 from sop_pipeline.supply.review import run_supply_review, scenario_summary
@@ -66,7 +66,14 @@ def load_supply_inputs(step: CycleStep, con) -> SupplyInputs:
     return SupplyInputs.from_frames(frames, step.read(con, "consensus_demand"), step.read(con, "product_segmentation"))
 
 
-@dg.multi_asset(name="supply_plan", specs=_specs(), partitions_def=cycle_partitions, pool=WAREHOUSE_POOL, can_subset=False)
+@dg.multi_asset(
+    name="supply_plan",
+    specs=_specs(),
+    partitions_def=cycle_partitions,
+    backfill_policy=ONE_CYCLE_PER_RUN,
+    pool=WAREHOUSE_POOL,
+    can_subset=False,
+)
 def supply_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
     """Solve the baseline and every scenario of `models/scenarios.yaml` with HiGHS."""
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
@@ -148,6 +155,7 @@ def supply_plan_is_feasible(
         baseline["supply_exceptions"],
         step.settings.gates.supply_review,
         mode,
+        stranded_supply(inputs),
     )
     return step.checkpoint(
         SUPPLY_CHECK,

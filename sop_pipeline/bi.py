@@ -22,7 +22,6 @@ nobody ever writes the target, readers never meet a lock.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import duckdb
@@ -30,6 +29,7 @@ import duckdb
 from sop_pipeline import registry
 from sop_pipeline.registry.base import Col, describe, sql_string
 from sop_pipeline.registry.bi import CURRENT, View, bi_views
+from sop_pipeline.tempfiles import remove_leftovers, temp_path
 from sop_pipeline.warehouse import LOCK_WAIT_SECONDS, retry_while_locked
 
 BI_FILE_NAME = "sop_bi.duckdb"
@@ -150,7 +150,8 @@ def publish_bi_copy(source_path: str | Path, target_path: str | Path | None = No
     if not source.exists():
         raise FileNotFoundError(f"no warehouse at {source}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    remove_leftovers(target)
+    tmp = temp_path(target)
     try:
         con = duckdb.connect(str(tmp))
         try:

@@ -38,12 +38,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _column_rules(spec, column) -> str:
+    """The rules the validator enforces on a column beyond its type, as a sentence."""
+    rules = []
+    if column.allowed:
+        rules.append("One of: " + ", ".join(column.allowed) + ".")
+    if column.maximum is not None:
+        rules.append(f"At most {column.maximum:g}.")
+    if column.reserved:
+        rules.append("Not " + "/".join(column.reserved) + " (reserved for totals).")
+    for ref in spec.references:
+        if ref.column == column.name:
+            when = f" where {ref.when[0]} is {ref.when[1]}" if ref.when else ""
+            rules.append(f"Must exist in {ref.target}.{ref.target_column}{when}.")
+    for rule in spec.row_rules:
+        if rule.column == column.name:
+            rules.append(rule.rule[0].upper() + rule.rule[1:] + ".")
+    return " ".join(rules)
+
+
 def render_inputs() -> str:
     parts = []
     for spec in INPUT_FILES:
         rows = [
             f"| `{c.name}` | {_KIND[c.kind]} | {'yes' if c.required else 'no'} | "
-            f"{_cell(c.description + (' One of: ' + ', '.join(c.allowed) + '.' if c.allowed else ''))} |"
+            f"{_cell((c.description + ' ' + _column_rules(spec, c)).strip())} |"
             for c in spec.columns
         ]
         parts.append(
@@ -53,7 +72,7 @@ def render_inputs() -> str:
                     "",
                     f"{spec.description} Key: `{', '.join(spec.key)}`.",
                     "",
-                    "| column | type | required | meaning |",
+                    "| column | type | required | meaning and rules |",
                     "|---|---|---|---|",
                     *rows,
                 ]

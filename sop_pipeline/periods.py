@@ -8,19 +8,22 @@ and "the fiscal year" mean one thing everywhere.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import polars as pl
 
+_CYCLE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])(-01)?")
+
 
 def cycle_label(cycle: str | dt.date) -> str:
-    """'2026-11' for a cycle given as '2026-11', '2026-11-01' or a date."""
+    """'2026-11' for a cycle given as '2026-11', '2026-11-01' (a Dagster partition key) or a
+    date. Anything else is refused, '2026-1' included: a cycle is never guessed."""
     if isinstance(cycle, dt.date):
         return cycle.strftime("%Y-%m")
-    text = str(cycle).strip()
-    try:
-        return dt.datetime.strptime(text[:7], "%Y-%m").strftime("%Y-%m")
-    except ValueError as exc:
-        raise ValueError(f"cycle {cycle!r} is not a month in YYYY-MM form") from exc
+    found = _CYCLE.fullmatch(str(cycle).strip())
+    if found is None:
+        raise ValueError(f"cycle {cycle!r} is not a month in YYYY-MM form (e.g. 2026-11)")
+    return f"{found[1]}-{found[2]}"
 
 
 def cycle_month(cycle: str | dt.date) -> dt.date:

@@ -10,7 +10,10 @@ and never touches another cycle.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +27,9 @@ from sop_pipeline.periods import cycle_label
 
 T = TypeVar("T")
 
-LOCK_WAIT_SECONDS = 300.0
+# How long a connection waits for DuckDB's file lock (another step of the same run finishing its
+# write); SOP_LOCK_WAIT_SECONDS overrides it, as it does the wait for another run.
+LOCK_WAIT_SECONDS = float(os.environ.get("SOP_LOCK_WAIT_SECONDS", "300"))
 
 
 def is_lock_conflict(exc: Exception) -> bool:
@@ -47,17 +52,65 @@ def retry_while_locked(action: Callable[[], T], wait_seconds: float = LOCK_WAIT_
             delay = min(delay * 2, 2.0)
 
 
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be opened or written: the message names the file and the cause."""
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """The cause a person can act on, when an error is the file system's (full, read-only, no
+    permission), else None."""
+    code = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    if code == errno.ENOSPC or "no space left" in text or "disk full" in text:
+        return "the disk is full"
+    if code == errno.EROFS or "read-only file system" in text:
+        return "the file system is read-only"
+    if code in (errno.EACCES, errno.EPERM) or "permission denied" in text:
+        return "permission denied"
+    return None
+
+
 @contextlib.contextmanager
 def connect(path: str | Path, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, waiting while another process holds DuckDB's file lock."""
+    """Open the warehouse, waiting while another process holds DuckDB's file lock.
+
+    A lock held past `wait_seconds` and a full or read-only disk end in one `WarehouseError`
+    naming the file and the cause, not DuckDB's message (or the failed rollback after it)."""
     path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    con = retry_while_locked(lambda: duckdb.connect(str(path), read_only=read_only), wait_seconds)
+    try:
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = retry_while_locked(lambda: duckdb.connect(str(path), read_only=read_only), wait_seconds)
+    except (duckdb.Error, OSError) as exc:
+        explained = _warehouse_error(path, exc, "open")
+        if explained is None:
+            raise
+        raise explained from exc
     try:
         yield con
+    except (duckdb.Error, OSError) as exc:
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        raise WarehouseError(f"cannot write the warehouse {path.resolve()}: {problem} ({exc})") from exc
     finally:
-        con.close()
+        with contextlib.suppress(duckdb.Error, OSError):
+            con.close()
+
+
+def _warehouse_error(path: Path, exc: BaseException, action: str) -> WarehouseError | None:
+    if isinstance(exc, duckdb.Error) and is_lock_conflict(exc):
+        holder = re.search(r"PID (\d+)", str(exc))
+        return WarehouseError(
+            f"cannot {action} the warehouse {path.resolve()}: another process"
+            + (f" ({holder.group(1)})" if holder else "")
+            + " keeps it open. Connections to the working warehouse while a cycle runs are not supported: BI tools and "
+            "SQL clients read the published copy (sop_bi.duckdb); close the connection and run again"
+        )
+    problem = storage_problem(exc)
+    if problem is not None:
+        return WarehouseError(f"cannot {action} the warehouse {path.resolve()}: {problem}")
+    return None
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
@@ -119,44 +172,48 @@ def write_cycles(
     con: duckdb.DuckDBPyConnection,
     frames: dict[str, pl.DataFrame],
     cycle: str,
-    settings_used: tuple[str, pl.DataFrame] | None = None,
+    keyed: dict[str, pl.DataFrame] | None = None,
 ) -> dict[str, int]:
     """`write_cycle` for several tables in one transaction: readers see all of them replaced or
     none (a review step's tables, the plan of record's four tables). Everything is validated
-    before anything is written. `settings_used` is (step, row): the settings that step used,
-    replacing only that step's row of the cycle in planning.settings_used."""
+    before anything is written. `keyed` frames replace only the rows with their grain's keys
+    (the settings a step used, the step's own run record), not the whole cycle."""
     label = cycle_label(cycle)
-    checked = {}
+    checked, rows = {}, {}
     for name, frame in frames.items():
         frame = registry.validate(name, frame)
         if frame.height and frame["cycle"].unique().to_list() != [label]:
             raise ValueError(f"planning.{name}: frame holds rows of cycles {frame['cycle'].unique().to_list()}, expected only {label}")
         checked[name] = frame
-    targets = {name: ensure_table(con, name) for name in checked}
-    if settings_used is not None:
-        step, used = settings_used[0], registry.validate("settings_used", settings_used[1])
-        used_table = ensure_table(con, "settings_used")
+    for name, frame in (keyed or {}).items():
+        rows[name] = registry.validate(name, frame)
+    targets = {name: ensure_table(con, name) for name in [*checked, *rows]}
     con.execute("begin transaction")
     try:
-        if settings_used is not None:
-            con.register("incoming_frame", used.to_arrow())
-            try:
-                con.execute(f"delete from {used_table} where cycle = ? and step = ?", [label, step])
-                con.execute(f"insert into {used_table} by name select * from incoming_frame")
-            finally:
-                con.unregister("incoming_frame")
+        _replace_keyed(con, rows, targets)
         for name, frame in checked.items():
-            con.register("incoming_frame", frame.to_arrow())
-            try:
-                con.execute(f"delete from {targets[name]} where cycle = ?", [label])
-                con.execute(f"insert into {targets[name]} by name select * from incoming_frame")
-            finally:
-                con.unregister("incoming_frame")
+            _insert(con, frame, f"delete from {targets[name]} where cycle = '{label}'", targets[name])
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        _rollback(con)
         raise
     return {name: frame.height for name, frame in checked.items()}
+
+
+def _replace_keyed(con: duckdb.DuckDBPyConnection, rows: dict[str, pl.DataFrame], targets: dict[str, str]) -> None:
+    """Replace the rows with these frames' grain keys (inside the caller's transaction)."""
+    for name, frame in rows.items():
+        on = " and ".join(f'{targets[name]}."{k}" = incoming_frame."{k}"' for k in registry.table(name).grain)
+        _insert(con, frame, f"delete from {targets[name]} using incoming_frame where {on}", targets[name])
+
+
+def _insert(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, delete: str, target: str) -> None:
+    con.register("incoming_frame", frame.to_arrow())
+    try:
+        con.execute(delete)
+        con.execute(f"insert into {target} by name select * from incoming_frame")
+    finally:
+        con.unregister("incoming_frame")
 
 
 def read_cycle(con: duckdb.DuckDBPyConnection, name: str, cycle: str) -> pl.DataFrame:
@@ -188,3 +245,52 @@ def require_marts_for(con: duckdb.DuckDBPyConnection, cycle: str) -> None:
             f"the marts were built for cycle {built or '(none)'}, not {cycle_label(cycle)}: "
             f"materialize the ingestion step for cycle {cycle_label(cycle)} first"
         )
+
+
+def publish_marts(
+    built: str | Path, warehouse_path: str | Path, wait_seconds: float = LOCK_WAIT_SECONDS, keyed: dict[str, pl.DataFrame] | None = None
+) -> list[str]:
+    """Replace the warehouse's `staging` and `marts` with those dbt built in the file `built`,
+    in one transaction: readers see the old marts or the new ones, never a mix, and a build that
+    failed (never published) leaves the marts exactly as they were. `keyed` rows (the step's
+    run record) are written in the same transaction, so the marts and the record that they
+    changed can never disagree. Returns the tables copied."""
+    built = Path(built)
+    with connect(warehouse_path, wait_seconds=wait_seconds) as con:
+        rows = {name: registry.validate(name, frame) for name, frame in (keyed or {}).items()}
+        targets = {name: ensure_table(con, name) for name in rows}
+        con.execute(f"attach '{str(built).replace(chr(39), chr(39) * 2)}' as dbt_build (read_only)")
+        try:
+            new = con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = 'dbt_build' "
+                "and schema_name in ('staging', 'marts') order by 1, 2"
+            ).fetchall()
+            old = con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = current_database() "
+                "and schema_name in ('staging', 'marts')"
+            ).fetchall()
+            con.execute("begin transaction")
+            try:
+                for schema in ("staging", "marts"):
+                    con.execute(f"create schema if not exists {schema}")
+                for schema, table in set(old) - set(new):
+                    con.execute(f'drop table {schema}."{table}"')
+                for schema, table in new:
+                    con.execute(f'create or replace table {schema}."{table}" as select * from dbt_build.{schema}."{table}"')
+                _replace_keyed(con, rows, targets)
+                con.execute("commit")
+            except Exception:
+                _rollback(con)
+                raise
+        finally:
+            con.execute("detach dbt_build")
+    return [f"{s}.{t}" for s, t in new]
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, without letting a failed rollback (the transaction already gone, a full disk)
+    hide the error that caused it."""
+    try:
+        con.execute("rollback")
+    except duckdb.Error:
+        pass

@@ -7,6 +7,7 @@ small company keeps a full cycle to seconds.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -54,6 +55,15 @@ def warehouse_fingerprint(path: Path) -> dict[str, str]:
         return prints
     finally:
         con.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dagster_home(tmp_path_factory) -> Path:
+    """Runs share one Dagster instance (DAGSTER_HOME, `orchestration.instance`): the tests' is
+    their own, never the repo's `.dagster/`."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
 
 
 @pytest.fixture(scope="session")

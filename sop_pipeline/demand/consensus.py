@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from sop_pipeline.demand import STATISTICAL
+from sop_pipeline.forecast.selection import FALLBACK
 from sop_pipeline.periods import cycle_label, cycle_month
 from sop_pipeline.settings.demand import ConsensusSettings
 
@@ -193,3 +194,22 @@ def consensus_problems(
             )
         )
     return pl.concat(parts, how="vertical").sort("sku", "month")
+
+
+def fallback_note(statistical: pl.DataFrame, limit: int = 5) -> str | None:
+    """The SKUs whose history fits no model (a single month, no sales at all), forecast by a
+    fallback instead, for the consensus checkpoint to report: such a SKU never stops the
+    cycle, but the meeting should know its number is a rule of thumb."""
+    odd = (
+        statistical.filter((pl.col("model") == FALLBACK) | (pl.col("model") == "no_history"))
+        .group_by("sku")
+        .agg(pl.col("model").first())
+        .sort("sku")
+    )
+    if odd.height == 0:
+        return None
+    shown = ", ".join(
+        f"{r['sku']} ({'recent mean' if r['model'] == FALLBACK else 'no sales: zero'})" for r in odd.head(limit).iter_rows(named=True)
+    )
+    more = f" and {odd.height - limit} more" if odd.height > limit else ""
+    return f"{odd.height} SKUs with too little history for a model are forecast by a fallback: {shown}{more}"

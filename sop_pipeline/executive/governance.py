@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -103,6 +105,71 @@ def scenario_order(names) -> list[str]:
     return ([BASELINE] if BASELINE in names else []) + sorted(names - {BASELINE})
 
 
+@dataclass(frozen=True)
+class StepGraph:
+    """The cycle's steps as the orchestration defines them: each step's upstream steps (within
+    the cycle), which step each blocking checkpoint gates, and the steps a complete cycle has
+    run. The code location derives it from its asset graph, so this module needs no Dagster."""
+
+    upstream: Mapping[str, frozenset[str]]
+    checkpoints: Mapping[str, str]
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CycleState:
+    """`status`: never_run, incomplete, mixed, stopped or complete; `reason` a sentence;
+    `rerun_from` the step a planner reruns from (None when complete)."""
+
+    status: str
+    reason: str
+    rerun_from: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+def cycle_state(con: duckdb.DuckDBPyConnection, cycle: str, graph: StepGraph) -> CycleState:
+    """Whether the cycle's tables form one plan: every step has run, none ran before a step it
+    depends on ran again (a partial rerun or a run that stopped leaves such a mix), and every
+    blocking checkpoint passed after its step's latest run."""
+    label = cycle_label(cycle)
+    runs = read_cycle(con, "step_runs", label) if table_exists(con, "planning", "step_runs") else registry.table("step_runs").empty()
+    finished = dict(zip(runs["step"].to_list(), runs["finished_at"].to_list()))
+    if not finished:
+        return CycleState("never_run", f"cycle {label} has not been run yet (sop run --cycle {label})", graph.order[0])
+    missing = [s for s in graph.order if s not in finished]
+    if missing:
+        return CycleState(
+            "incomplete",
+            f"cycle {label}: step(s) {', '.join(missing)} have not run since the cycle started; rerun from {missing[0]}",
+            missing[0],
+        )
+    for step in graph.order:
+        newer = sorted(u for u in graph.upstream.get(step, ()) if finished.get(u) and finished[u] > finished[step])
+        if newer:
+            return CycleState(
+                "mixed",
+                f"cycle {label}: {step} ran before the latest run of {', '.join(newer)}, so its tables "
+                f"describe another plan; rerun from {step}",
+                step,
+            )
+    checks = registry.table("checkpoints").empty()
+    if table_exists(con, "planning", "checkpoints"):
+        checks = read_cycle(con, "checkpoints", label)
+    outcome = {r["checkpoint"]: r for r in checks.iter_rows(named=True)}
+    for name, step in graph.checkpoints.items():
+        row = outcome.get(name)
+        if row is None or row["evaluated_at"] < finished[step]:
+            return CycleState(
+                "incomplete", f"cycle {label}: checkpoint {name} has not been evaluated since {step} ran; rerun from {step}", step
+            )
+        if not row["passed"]:
+            return CycleState("stopped", f"cycle {label} stopped at checkpoint {name}: {row['description']}", step)
+    return CycleState("complete", f"cycle {label}: every step ran and every checkpoint passed")
+
+
 def record_decision(
     con: duckdb.DuckDBPyConnection,
     cycle: str,
@@ -111,8 +178,12 @@ def record_decision(
     note: str = "",
     plan_version: str | None = None,
     decided_at: dt.datetime | None = None,
+    graph: StepGraph | None = None,
 ) -> dict[str, Any]:
     """Append an approval of `scenario` to `planning.decisions` and return the row.
+
+    With the cycle's `graph`, an approval of a cycle that is not complete (never run, stopped
+    at a checkpoint, or mixing runs) is refused before anything is written.
 
     `plan_version` is the version the executive reviewed (the review pack's title page shows
     it); it defaults to the current one. An approval of an older version is still recorded (it
@@ -123,6 +194,10 @@ def record_decision(
     label = cycle_label(cycle)
     if not (by or "").strip():
         raise ValueError("an approval needs the name of the executive who approves (`by`)")
+    if graph is not None:
+        state = cycle_state(con, label, graph)
+        if not state.complete:
+            raise ValueError(f"nothing to approve: {state.reason}")
     scenarios = cycle_scenarios(con, label) or [BASELINE]  # without a supply review there is only the baseline
     if scenario not in scenarios:
         raise ValueError(f"scenario {scenario!r} is not in cycle {label}'s plan (scenarios: {', '.join(scenarios)})")
@@ -146,15 +221,24 @@ def record_decision(
     return row
 
 
-def approval_status(con: duckdb.DuckDBPyConnection, cycle: str) -> dict[str, Any]:
+def approval_status(con: duckdb.DuckDBPyConnection, cycle: str, graph: StepGraph | None = None) -> dict[str, Any]:
     """Does the latest approval of the cycle cover the plan as it is now?
 
     Returns `current_version`, `latest_approval` (the decisions row as a dict, or None),
-    `matches` (True only when the latest approval is for the current version) and `reason`, a
-    sentence for the CLI, the review pack and the approval sensor.
+    `matches` (True only when the latest approval is for the current version and, given the
+    cycle's `graph`, the cycle is complete), `state` and `reason`, a sentence for the CLI, the
+    review pack and the approval sensor.
     """
     label = cycle_label(cycle)
     current = plan_version(con, label)
+    state = cycle_state(con, label, graph) if graph is not None else None
+    status = _approval(con, label, current)
+    if state is not None and not state.complete and status["matches"]:
+        status = {**status, "matches": False, "reason": f"{status['reason']}, but {state.reason}"}
+    return {**status, "state": state}
+
+
+def _approval(con: duckdb.DuckDBPyConnection, label: str, current: str) -> dict[str, Any]:
     latest = None
     if table_exists(con, "planning", "decisions"):
         rows = query(
@@ -242,36 +326,32 @@ def plan_of_record_version(con: duckdb.DuckDBPyConnection, cycle: str) -> str | 
 
 
 def record_checkpoint(
-    con: duckdb.DuckDBPyConnection, cycle: str, checkpoint: str, passed: bool, description: str, blocking: bool = True
+    con: duckdb.DuckDBPyConnection,
+    cycle: str,
+    checkpoint: str,
+    passed: bool,
+    description: str,
+    blocking: bool = True,
+    run_id: str | None = None,
 ) -> None:
     """Record a checkpoint's latest outcome for the cycle (one row per cycle and checkpoint:
     a rerun replaces it), so `sop status` can tell without asking Dagster. A failed
     non-blocking check (a warning such as `overrides_have_reasons`) is shown, but the cycle
     does not wait for it."""
     label = cycle_label(cycle)
-    ensure_table(con, "checkpoints")
-    con.execute("begin transaction")
-    try:
-        con.execute("delete from planning.checkpoints where cycle = ? and checkpoint = ?", [label, checkpoint])
-        con.execute(
-            "insert into planning.checkpoints (cycle, checkpoint, passed, description, evaluated_at, blocking) values (?, ?, ?, ?, ?, ?)",
-            [label, checkpoint, bool(passed), description, utc_naive(None), bool(blocking)],
-        )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-
-
-def failed_gates(con: duckdb.DuckDBPyConnection, cycle: str, gates: list[str]) -> list[str]:
-    """The blocking checkpoints of `gates` that have not passed for the cycle (missing counts
-    as not passed: a plan whose checks never ran is not a plan anyone can approve)."""
-    label = cycle_label(cycle)
-    if not table_exists(con, "planning", "checkpoints"):
-        return list(gates)
-    rows = query(con, "select checkpoint, passed from planning.checkpoints where cycle = ?", [label])
-    passed = {r["checkpoint"] for r in rows.iter_rows(named=True) if r["passed"]}
-    return [g for g in gates if g not in passed]
+    row = pl.DataFrame(
+        {
+            "cycle": [label],
+            "checkpoint": [checkpoint],
+            "passed": [bool(passed)],
+            "description": [description],
+            "evaluated_at": [utc_naive(None)],
+            "blocking": [bool(blocking)],
+            "run_id": [run_id],
+        },
+        schema=registry.table("checkpoints").polars_schema(),
+    )
+    write_cycles(con, {}, label, keyed={"checkpoints": row})
 
 
 def last_plan_of_record(con: duckdb.DuckDBPyConnection, cycle: str, lookback: int = 12) -> pl.DataFrame | None:

@@ -8,6 +8,7 @@ import polars as pl
 
 from sop_pipeline import registry
 from sop_pipeline.executive.governance import (
+    StepGraph,
     approval_status,
     cycle_scenarios,
     plan_of_record_version,
@@ -30,9 +31,10 @@ STEP_TABLES = {
 }
 
 
-def status_report(con: duckdb.DuckDBPyConnection, cycle: str) -> list[str]:
-    """Lines for `sop status --cycle`: checkpoints, tables per review step, approval, and
-    what the cycle waits for and from whom."""
+def status_report(con: duckdb.DuckDBPyConnection, cycle: str, graph: StepGraph | None = None) -> list[str]:
+    """Lines for `sop status --cycle`: checkpoints, tables per review step, whether the
+    cycle's tables form one plan (given the step `graph`), approval, and what the cycle waits
+    for and from whom."""
     label = cycle_label(cycle)
     lines = [f"cycle {label}"]
     failed: list[str] = []
@@ -62,12 +64,20 @@ def status_report(con: duckdb.DuckDBPyConnection, cycle: str) -> list[str]:
                     counts.append(f"{table} {n:,}")
         ran[step] = bool(counts)
         lines.append(f"  {step}: " + (", ".join(counts) if counts else "no rows"))
-    status = approval_status(con, label)
+    status = approval_status(con, label, graph)
+    state = status["state"]
+    if state is not None:
+        lines.append(f"state: {state.status.replace('_', ' ')}: {state.reason}")
     lines.append(f"plan version: {short_version(status['current_version'])}")
     lines.append(f"approval: {status['reason']}")
     scenarios = cycle_scenarios(con, label) or [BASELINE]
     if failed:
-        waiting = f"waiting for planners: checkpoint(s) {', '.join(failed)} failed; fix the input and rerun the step"
+        waiting = (
+            f"waiting for planners: checkpoint(s) {', '.join(failed)} failed; fix the input and run the cycle again "
+            f"(sop run --cycle {label}, or materialize from the ingestion in the UI, so the fixed file is read)"
+        )
+    elif state is not None and not state.complete:
+        waiting = f"waiting for a run: {state.reason}"
     elif status["matches"] and plan_of_record_version(con, label) == status["current_version"]:
         waiting = (
             "plan of record published (scenario "

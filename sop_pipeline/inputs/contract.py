@@ -19,6 +19,10 @@ POSITIVE = "positive"
 INTEGER = "integer"
 
 
+# Values the reports use for "every family together": a family may not be called that.
+RESERVED = ("ALL",)
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -26,6 +30,29 @@ class Column:
     required: bool = True  # a value must be present in every row
     description: str = ""
     allowed: tuple[str, ...] = ()
+    maximum: float | None = None  # numbers: the largest value that makes sense
+    reserved: tuple[str, ...] = ()  # text: values that would collide with the reports' totals
+
+
+@dataclass(frozen=True)
+class Reference:
+    """`column` must exist in `target`.`target_column`, in the rows where `when` (column, value)
+    holds (all rows when None): a demand input at level sku names a SKU, at level family a family."""
+
+    column: str
+    target: str
+    target_column: str
+    when: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across the columns of one row, on typed values: `bad` is a polars expression true
+    on a broken row; the message names `column`."""
+
+    column: str
+    rule: str
+    bad: str  # a key of inputs.validate.ROW_RULES (expressions are built there, on typed frames)
 
 
 @dataclass(frozen=True)
@@ -35,8 +62,8 @@ class InputFile:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     required: bool = False
-    # (column, referenced file, referenced column): every value must exist there.
-    references: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
+    references: tuple[Reference, ...] = field(default_factory=tuple)
+    row_rules: tuple[RowRule, ...] = field(default_factory=tuple)
 
     @property
     def column_names(self) -> list[str]:
@@ -55,7 +82,7 @@ INPUT_FILES: tuple[InputFile, ...] = (
         (
             Column("sku", STRING, description="Stock-keeping unit code, unique."),
             Column("description", STRING, False, "Free-text product name."),
-            Column("family", STRING, description="Product family: the level S&OP plans and reports at."),
+            Column("family", STRING, description="Product family: the level S&OP plans and reports at.", reserved=RESERVED),
             Column("unit_price", NONNEG, description="Current net selling price per unit."),
             Column("unit_cost", NONNEG, description="Standard cost per unit (used when no BOM/routing cost is known)."),
             Column(
@@ -68,20 +95,27 @@ INPUT_FILES: tuple[InputFile, ...] = (
         ),
         key=("sku",),
         required=True,
+        references=(Reference("like_sku", "products", "sku"),),
+        row_rules=(
+            RowRule("launch_month", "a product with status npi needs a launch_month", "npi_without_launch"),
+            RowRule("discontinue_month", "a product with status phase_out needs a discontinue_month", "phase_out_without_end"),
+            RowRule("discontinue_month", "the discontinue month must be after the launch month", "ends_before_launch"),
+            RowRule("like_sku", "a new product needs a like_sku that has sales history, or a launch_volume", "launch_without_basis"),
+        ),
     ),
     InputFile(
         "sales_history",
         "Monthly sales (shipments or orders) per SKU. Months without a row count as zero sales.",
         (
             Column("month", MONTH, description="Calendar month, YYYY-MM."),
-            Column("sku", STRING, description="SKU sold; must exist in products."),
+            Column("sku", STRING, description="SKU sold."),
             Column("quantity", NONNEG, description="Units sold in the month."),
             Column("net_price", NONNEG, False, "Average net price realised in the month (price changes, discounts)."),
-            Column("promotion", NONNEG, False, "Share of the month under promotion, 0 to 1."),
+            Column("promotion", NONNEG, False, "Share of the month under promotion, 0 to 1.", maximum=1.0),
         ),
         key=("month", "sku"),
         required=True,
-        references=(("sku", "products", "sku"),),
+        references=(Reference("sku", "products", "sku"),),
     ),
     InputFile(
         "resources",
@@ -100,13 +134,13 @@ INPUT_FILES: tuple[InputFile, ...] = (
         "routings",
         "Which resources can make a SKU and how many hours a unit takes; several rows per SKU are alternate routings.",
         (
-            Column("sku", STRING, description="SKU produced; must exist in products."),
-            Column("resource", STRING, description="Resource that can produce it; must exist in resources."),
+            Column("sku", STRING, description="SKU produced."),
+            Column("resource", STRING, description="Resource that can produce it."),
             Column("hours_per_unit", POSITIVE, description="Resource hours per unit produced."),
             Column("priority", INTEGER, description="1 = preferred routing, higher = alternates."),
         ),
         key=("sku", "resource"),
-        references=(("sku", "products", "sku"), ("resource", "resources", "resource")),
+        references=(Reference("sku", "products", "sku"), Reference("resource", "resources", "resource")),
     ),
     InputFile(
         "materials",
@@ -116,7 +150,7 @@ INPUT_FILES: tuple[InputFile, ...] = (
             Column("description", STRING, False, "Free-text material name."),
             Column("supplier", STRING, description="Supplier delivering the material."),
             Column("unit_cost", NONNEG, description="Purchase cost per unit of material."),
-            Column("lead_time_months", INTEGER, description="Months between purchase and receipt."),
+            Column("lead_time_months", INTEGER, description="Months between purchase and receipt.", maximum=60),
             Column("supplier_capacity", NONNEG, description="Most units the supplier can deliver per month."),
             Column("on_hand", NONNEG, description="Units in stock at the start of the cycle."),
         ),
@@ -126,22 +160,22 @@ INPUT_FILES: tuple[InputFile, ...] = (
         "bom",
         "Bill of materials: material units consumed per unit of SKU produced.",
         (
-            Column("sku", STRING, description="Finished SKU; must exist in products."),
-            Column("material", STRING, description="Component; must exist in materials."),
+            Column("sku", STRING, description="Finished SKU."),
+            Column("material", STRING, description="Component."),
             Column("qty_per", POSITIVE, description="Material units per SKU unit."),
         ),
         key=("sku", "material"),
-        references=(("sku", "products", "sku"), ("material", "materials", "material")),
+        references=(Reference("sku", "products", "sku"), Reference("material", "materials", "material")),
     ),
     InputFile(
         "inventory",
         "Finished-goods stock on hand at the start of the cycle.",
         (
-            Column("sku", STRING, description="SKU in stock; must exist in products."),
+            Column("sku", STRING, description="SKU in stock."),
             Column("on_hand", NONNEG, description="Units on hand."),
         ),
         key=("sku",),
-        references=(("sku", "products", "sku"),),
+        references=(Reference("sku", "products", "sku"),),
     ),
     InputFile(
         "open_supply",
@@ -153,18 +187,23 @@ INPUT_FILES: tuple[InputFile, ...] = (
             Column("quantity", NONNEG, description="Units arriving."),
         ),
         key=("item_type", "item", "month"),
+        references=(
+            Reference("item", "products", "sku", ("item_type", "product")),
+            Reference("item", "materials", "material", ("item_type", "material")),
+        ),
     ),
     InputFile(
         "budget",
         "Annual operating plan by family and month.",
         (
             Column("month", MONTH, description="Budget month, YYYY-MM."),
-            Column("family", STRING, description="Product family."),
+            Column("family", STRING, description="Product family.", reserved=RESERVED),
             Column("volume", NONNEG, description="Budgeted units."),
             Column("revenue", NONNEG, description="Budgeted revenue."),
             Column("gross_margin", NUMBER, description="Budgeted gross margin (revenue minus cost of goods sold)."),
         ),
         key=("month", "family"),
+        references=(Reference("family", "products", "family"),),
     ),
     InputFile(
         "demand_inputs",
@@ -172,7 +211,7 @@ INPUT_FILES: tuple[InputFile, ...] = (
         (
             Column("layer", STRING, description="Who adds it: sales, marketing, ... Applied in file order of first appearance."),
             Column("level", STRING, description="sku or family.", allowed=LEVELS),
-            Column("key", STRING, description="The SKU or family the input applies to."),
+            Column("key", STRING, description="The SKU or family the input applies to.", reserved=RESERVED),
             Column("month", MONTH, description="Month affected, YYYY-MM."),
             Column(
                 "adjustment_type",
@@ -185,13 +224,18 @@ INPUT_FILES: tuple[InputFile, ...] = (
             Column("reason", STRING, False, "Why: event, customer, promotion. Large overrides without a reason are flagged."),
         ),
         key=("layer", "level", "key", "month"),
+        references=(Reference("key", "products", "sku", ("level", "sku")), Reference("key", "products", "family", ("level", "family"))),
+        row_rules=(
+            RowRule("value", "an override sets the quantity: it cannot be negative", "negative_override"),
+            RowRule("value", "an uplift_pct cannot take demand down by 100% or more", "uplift_below_minus_100"),
+        ),
     ),
     InputFile(
         "price_plan",
         "Optional planned price changes: percent change of the product master's unit_price from a month on (family or SKU level).",
         (
             Column("level", STRING, description="sku or family.", allowed=LEVELS),
-            Column("key", STRING, description="The SKU or family whose price changes."),
+            Column("key", STRING, description="The SKU or family whose price changes.", reserved=RESERVED),
             Column("month", MONTH, description="First month the change applies, YYYY-MM; it lasts from then on."),
             Column(
                 "price_change_pct",
@@ -200,6 +244,8 @@ INPUT_FILES: tuple[InputFile, ...] = (
             ),
         ),
         key=("level", "key", "month"),
+        references=(Reference("key", "products", "sku", ("level", "sku")), Reference("key", "products", "family", ("level", "family"))),
+        row_rules=(RowRule("price_change_pct", "a price cannot fall by 100% or more", "price_below_minus_100"),),
     ),
     InputFile(
         "indicators",

@@ -6,45 +6,22 @@ the contract's (a test compares the committed YAML with `render_sources`/`render
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sop_pipeline.inputs.contract import INPUT_FILES, INTEGER, MONTH, NONNEG, NUMBER, POSITIVE, InputFile
-from sop_pipeline.inputs.validate import InputFolder
 
 # contract kind -> the staging macro that types a text column (transforms/macros/typing.sql)
 STAGING_CAST = {MONTH: "month", NUMBER: "number", NONNEG: "number", POSITIVE: "number", INTEGER: "integer"}
 GENERATED = "# Generated from sop_pipeline/inputs/contract.py by `python -m sop_pipeline.docs --write`: edit the contract, not this file.\n"
 
 
-def dbt_source_expressions(folder: InputFolder) -> dict[str, str]:
-    """The DuckDB table expression dbt reads each source from (the dbt var `inputs`).
-
-    Each expression selects the contract's columns from the file under the header names the
-    validator matched, with absent optional columns as nulls. Files that are absent become an
-    empty relation with the contract's columns, so that a company with only products and sales
-    still builds every mart (empty ones included).
-    """
-    expressions = {}
-    for spec in INPUT_FILES:
-        path = folder.paths.get(spec.name)
-        headers = folder.headers.get(spec.name, {})
-        columns = ", ".join(
-            f'{_sql_identifier(headers[c])} as "{c}"' if headers.get(c) else f'cast(null as varchar) as "{c}"' for c in spec.column_names
-        )
-        if path is None:
-            expressions[spec.name] = f"(select {columns} where false)"
-            continue
-        location = _sql_literal(str(path.resolve()))
-        reader = f"read_parquet({location})" if path.suffix == ".parquet" else f"read_csv({location}, header = true, all_varchar = true)"
-        expressions[spec.name] = f"(select {columns} from {reader})"
+def dbt_source_expressions(typed: dict[str, Path]) -> dict[str, str]:
+    """The DuckDB table expression dbt reads each source from (the dbt var `inputs`): the typed
+    Parquet file the validator wrote for it (`validate.write_typed_inputs`), never the
+    company's own file, so that what dbt loads is exactly what was validated."""
+    expressions = {name: f"read_parquet('{str(path.resolve()).replace(chr(39), chr(39) * 2)}')" for name, path in typed.items()}
     # dbt-duckdb formats external locations with str.format_map: literal braces must be doubled.
     return {name: expr.replace("{", "{{").replace("}", "}}") for name, expr in expressions.items()}
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _sql_identifier(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
 
 
 def _q(text: str) -> str:
@@ -61,19 +38,18 @@ def render_sources() -> str:
         "sources:",
         "  - name: inputs",
         "    description: >-",
-        "      The company's input files, read from SOP_DATA_DIR (CSV or Parquet). Every column arrives as",
-        "      text and is typed in staging; the orchestration validates the files first and passes each",
-        "      file's read expression as the dbt var `inputs`.",
+        "      The company's input files as the validator read them: one typed Parquet file per contract",
+        "      file, with `_row` (the data row in the company's file). The orchestration passes their",
+        "      locations as the dbt var `inputs`; dbt never reads the company's files itself.",
         "    tables:",
     ]
     for spec in INPUT_FILES:
-        default = f"read_csv('\" ~ env_var('SOP_DATA_DIR', 'demo_data') ~ \"/{spec.name}.csv', all_varchar = true)"
         lines += [
             f"      - name: {spec.name}",
             f"        description: {_q(spec.description)}",
             "        meta:",
             "          external_location: >-",
-            f"            {{{{ var('inputs', {{}}).get('{spec.name}', \"{default}\") }}}}",
+            f"            {{{{ var('inputs', {{}}).get('{spec.name}', 'inputs_var_not_given') }}}}",
             "        columns:",
         ]
         for column in spec.columns:
@@ -96,13 +72,13 @@ def _column_tests(spec: InputFile, column) -> list[str]:
     if column.allowed:
         values = ", ".join(f"'{v}'" for v in column.allowed)
         tests += ["          - accepted_values:", "              arguments:", f"                values: [{values}]"]
-    for name, target, field in spec.references:
-        if name == column.name:
+    for ref in spec.references:
+        if ref.column == column.name and ref.when is None:
             tests += [
                 "          - relationships:",
                 "              arguments:",
-                f"                to: ref('stg_{target}')",
-                f"                field: {field}",
+                f"                to: ref('stg_{ref.target}')",
+                f"                field: {ref.target_column}",
             ]
     return tests
 
@@ -114,7 +90,7 @@ def render_staging() -> str:
     for spec in INPUT_FILES:
         lines += [
             f"  - name: stg_{spec.name}",
-            f"    description: {_q(f'Typed, trimmed and deduplicated {spec.name} input. {spec.description}')}",
+            f"    description: {_q(f'The validated {spec.name} input. {spec.description}')}",
         ]
         if len(spec.key) > 1:
             lines += [
@@ -124,9 +100,90 @@ def render_staging() -> str:
                 f"            columns: [{', '.join(spec.key)}]",
             ]
         lines.append("    columns:")
+        lines += ["      - name: _source_row", '        description: "The data row of the company\'s file this row came from."']
         for column in spec.columns:
             lines += [f"      - name: {column.name}", f"        description: {_q(column.description)}"]
             tests = _column_tests(spec, column)
             if tests:
                 lines += ["        data_tests:", *tests]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a failed dbt build means for the person who exported the files
+
+
+_TEST_RULES = {
+    "not_null": "a value is required",
+    "unique": "the value must be unique",
+    "non_negative": "must not be negative",
+    "accepted_values": "not an allowed value",
+    "relationships": "refers to a value that does not exist",
+    "unique_combination": "duplicate key",
+}
+
+
+def _offending_row(con, model: str, test: str, kwargs: dict, column: str | None) -> int | None:
+    """The first `_source_row` of a staging model that breaks a dbt test, by the test's own rule."""
+    table = f"staging.{model}"
+    col = f'"{column}"' if column else None
+    where = {
+        "not_null": f"{col} is null",
+        "non_negative": f"{col} < 0",
+        "accepted_values": f"{col} not in ({', '.join(repr(v) for v in kwargs.get('values', []))})",
+        "unique": f"{col} in (select {col} from {table} group by 1 having count(*) > 1)",
+    }.get(test)
+    if test == "relationships":
+        target = str(kwargs.get("to", "")).split("'")[1] if "'" in str(kwargs.get("to", "")) else None
+        where = f'{col} is not null and {col} not in (select "{kwargs.get("field")}" from staging.{target})' if target else None
+    if test == "unique_combination":
+        keys = ", ".join(f'"{c}"' for c in kwargs.get("columns", []))
+        where = f"({keys}) in (select ({keys}) from {table} group by all having count(*) > 1)"
+    if where is None:
+        return None
+    try:
+        found = con.execute(f"select min(_source_row) from {table} where {where}").fetchone()
+    except Exception:  # noqa: BLE001 - no row to point at is still a clear message below
+        return None
+    return int(found[0]) if found and found[0] is not None else None
+
+
+def explain_dbt_failures(run_results: dict, manifest: dict, con, file_labels: dict[str, str]) -> list[str]:
+    """One line per failed dbt node, in the validator's form where the node is a test on a
+    staging model (file, column, row, rule) and as the model or test that broke otherwise.
+
+    `con` is the database dbt built (for the offending rows); `file_labels` maps contract file
+    names to the company's file names.
+    """
+    lines = []
+    for result in run_results.get("results", []):
+        if result.get("status") not in ("fail", "error", "runtime error"):
+            continue
+        node = manifest.get("nodes", {}).get(result["unique_id"], {})
+        if node.get("resource_type") != "test":
+            message = (result.get("message") or "").strip().splitlines()
+            lines.append(
+                f"dbt could not build {node.get('schema', '?')}.{node.get('name', result['unique_id'])}: "
+                f"{message[0] if message else 'error'}"
+            )
+            continue
+        meta = node.get("test_metadata") or {}
+        test, kwargs = meta.get("name", node.get("name")), meta.get("kwargs", {})
+        column = node.get("column_name") or kwargs.get("column_name")
+        parent = (node.get("depends_on", {}).get("nodes") or [""])[0].split(".")[-1]
+        failures = result.get("failures")
+        if parent.startswith("stg_"):
+            source = parent.removeprefix("stg_")
+            row = _offending_row(con, parent, test, kwargs, column)
+            where = [file_labels.get(source, f"{source}.csv")]
+            if column:
+                where.append(f"column '{column}'")
+            if row is not None:
+                where.append(f"row {row}")
+            lines.append(f"{', '.join(where)}: {_TEST_RULES.get(test, test)} (dbt test {node.get('name')}, {failures} rows)")
+        else:
+            lines.append(
+                f"marts.{parent}: dbt test {node.get('name')} failed on {failures} rows: the transformation broke "
+                "its own rule on these inputs (a defect to report; the full output is in the run's log)"
+            )
+    return lines

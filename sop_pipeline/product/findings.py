@@ -54,10 +54,19 @@ def portfolio_findings(products: pl.DataFrame, sales_skus: pl.Series, cycle: str
     return pl.concat([unknown, no_basis, bad_dates], how="vertical").sort("rule", "sku")
 
 
-def describe_findings(findings: pl.DataFrame, limit: int = 20) -> str:
-    """A planner-readable summary: one line per offending SKU (the first `limit`)."""
+def describe_findings(findings: pl.DataFrame, source_rows: pl.DataFrame | None = None, limit: int = 20) -> str:
+    """A planner-readable summary: one line per offending SKU (the first `limit`), naming the
+    input file and row to fix. `source_rows` maps (`sku`, `file`) to the `row` of that file
+    where the SKU is (from the staging tables' `_source_row`)."""
     if findings.height == 0:
         return "portfolio is sound"
-    lines = [f"{row['sku']}: {row['rule']} - {row['detail']}" for row in findings.head(limit).iter_rows(named=True)]
+    where = {}
+    if source_rows is not None:
+        where = {(r["file"], r["sku"]): r["row"] for r in source_rows.iter_rows(named=True)}
+    lines = []
+    for row in findings.head(limit).iter_rows(named=True):
+        file = "sales_history.csv" if row["rule"] == "sales_for_unknown_sku" else "products.csv"
+        at = where.get((file, row["sku"]))
+        lines.append(f"{file}{f', row {at}' if at is not None else ''}, sku {row['sku']}: {row['rule']} - {row['detail']}")
     more = f"\n... and {findings.height - limit} more" if findings.height > limit else ""
     return "\n".join(lines) + more

@@ -54,8 +54,25 @@ EXECUTIVE_TABLES = (
             text("description", "What it found."),
             Col("evaluated_at", "timestamp", "When it ran (UTC)."),
             Col("blocking", "bool", "A failure stops the cycle (false: a warning for the meeting)."),
+            text("run_id", "The Dagster run that evaluated it.", nullable=True),
         ),
         computed_by="sop_pipeline.executive.governance.record_checkpoint",
+        in_plan_version=False,
+    ),
+    Table(
+        "step_runs",
+        "governance",
+        "When each step of the cycle last finished writing its tables, and in which run: written in the same "
+        "transaction as the tables, so `sop status` and the approval can tell a complete cycle from one a stopped or "
+        "partial rerun left mixed.",
+        ("cycle", "step"),
+        (
+            CYCLE,
+            text("step", "The Dagster step (op) that wrote."),
+            text("run_id", "The Dagster run it belonged to.", nullable=True),
+            Col("finished_at", "timestamp", "When its write committed (UTC)."),
+        ),
+        computed_by="orchestration.io.step_run",
         in_plan_version=False,
     ),
     Table(
@@ -87,6 +104,6 @@ EXECUTIVE_TABLES = (
             text("settings_hash", "sha256 of the settings' values (16 hex characters)."),
             text("settings", "The settings as JSON."),
         ),
-        computed_by="orchestration.io.CycleStep.record_settings",
+        computed_by="orchestration.io.CycleStep.write",
     ),
 )

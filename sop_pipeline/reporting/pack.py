@@ -10,7 +10,6 @@ import datetime as dt
 import io
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from sop_pipeline.executive.governance import scenario_order
 from sop_pipeline.executive.kpis import budget_rows, scenarios_of, window
 from sop_pipeline.periods import add_months, cycle_label, cycle_month
 from sop_pipeline.settings.gates import ExecutiveGates
+from sop_pipeline.tempfiles import remove_leftovers, temp_path
 
 PACK_STEPS = ("product", "demand", "supply", "financial", "executive")
 
@@ -190,8 +190,8 @@ def review_pack(
         _executive_page(frame("executive_summary"), frame("executive_exceptions"), approval, by_step["executive"], gates),
     ]
     target = out / f"review_pack_{label}.pdf"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=out)
-    os.close(fd)
+    remove_leftovers(target)
+    tmp = temp_path(target)
     try:
         with PdfPages(tmp, metadata={"Title": f"S&OP review pack {label}", "Subject": f"plan version {plan_version or 'unknown'}"}) as pdf:
             for fig in pages:

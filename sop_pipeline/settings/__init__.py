@@ -1,7 +1,7 @@
 """Every planner-edited settings file, loaded once into typed objects.
 
-`models/` holds one YAML file per concern (calendar, product, demand, forecast, supply,
-scenarios, gates); each has a pydantic model in this package (`sop_pipeline.settings.<file>`)
+`models/` holds one YAML file per concern (calendar, inputs, product, demand, forecast,
+supply, scenarios, gates); each has a pydantic model in this package (`sop_pipeline.settings.<file>`)
 that states its keys, types and defaults once. `load_settings` reads the whole folder, so a
 run uses one consistent set, and `Settings.digest` fingerprints what a step used: the digest
 goes into every asset's metadata and, through `planning.settings_used`, into the plan version,
@@ -21,6 +21,7 @@ from sop_pipeline.settings.calendar import CalendarSettings
 from sop_pipeline.settings.demand import DemandSettings
 from sop_pipeline.settings.forecast import ForecastSettings, deep_merge
 from sop_pipeline.settings.gates import Gates
+from sop_pipeline.settings.inputs import InputSettings
 from sop_pipeline.settings.product import ProductSettings
 from sop_pipeline.settings.scenarios import ScenarioFile
 from sop_pipeline.settings.supply import SupplySettings
@@ -32,6 +33,7 @@ REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 # section -> (file in models/, model)
 SETTINGS_FILES: dict[str, tuple[str, type[StrictModel]]] = {
     "calendar": ("calendar.yaml", CalendarSettings),
+    "inputs": ("inputs.yaml", InputSettings),
     "product": ("product.yaml", ProductSettings),
     "demand": ("demand.yaml", DemandSettings),
     "forecast": ("forecast.yaml", ForecastSettings),
@@ -46,6 +48,7 @@ class Settings:
     """The settings of one run, one typed object per file of `models/`."""
 
     calendar: CalendarSettings
+    inputs: InputSettings
     product: ProductSettings
     demand: DemandSettings
     forecast: ForecastSettings

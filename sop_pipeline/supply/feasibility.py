@@ -264,6 +264,40 @@ def fill_rate(supply_plan: pl.DataFrame, shortfall_mode: str, by: list[str] | No
     return float(supply_plan.select(agg).select(rate).item())
 
 
+def _listed(skus: list[str], limit: int = 8) -> str:
+    shown = ", ".join(skus[:limit])
+    return f"{len(skus)} SKU{'s' if len(skus) != 1 else ''} ({shown}{', ...' if len(skus) > limit else ''})"
+
+
+def stranded_supply(inputs: SupplyInputs) -> list[str]:
+    """What makes a company unplannable, named: a resource with no hours at all that is the only
+    route of SKUs with demand, and a material with no supplier capacity, no stock and no open
+    order that SKUs with demand need. One sentence each, naming the SKUs it strands; the
+    solver only sees a plan that misses demand."""
+    wanted = inputs.demand.filter(pl.col("quantity") > QTY_TOL)["sku"].unique()
+    lines = []
+    if inputs.resources is not None and inputs.routings is not None and inputs.routings.height:
+        dead = inputs.resources.filter(pl.col("capacity_hours") + pl.col("overtime_hours") <= 0)["resource"]
+        routes = inputs.routings.filter(pl.col("sku").is_in(wanted))
+        only_dead = routes.group_by("sku").agg(pl.col("resource").is_in(dead).all().alias("stuck")).filter("stuck")["sku"]
+        for resource in dead.sort().to_list():
+            skus = routes.filter((pl.col("resource") == resource) & pl.col("sku").is_in(only_dead))["sku"].unique().sort().to_list()
+            if skus:
+                lines.append(f"resource {resource} has no capacity (0 h regular, 0 h overtime) and is the only route of {_listed(skus)}")
+    if inputs.materials is not None and inputs.bom is not None and inputs.bom.height:
+        ordered = pl.Series([], dtype=pl.Utf8)
+        if inputs.open_supply is not None:
+            ordered = inputs.open_supply.filter((pl.col("item_type") == "material") & (pl.col("quantity") > 0))["item"]
+        dry = inputs.materials.filter((pl.col("supplier_capacity") <= 0) & (pl.col("on_hand") <= 0) & ~pl.col("material").is_in(ordered))[
+            "material"
+        ]
+        needs = inputs.bom.filter(pl.col("sku").is_in(wanted) & (pl.col("qty_per") > 0) & pl.col("material").is_in(dry))
+        for material in needs["material"].unique().sort().to_list():
+            skus = needs.filter(pl.col("material") == material)["sku"].unique().sort().to_list()
+            lines.append(f"material {material} has no supplier capacity, no stock and no open order, and {_listed(skus)} need it")
+    return lines
+
+
 def supply_gate_findings(
     scenarios: pl.DataFrame,
     violations: dict[str, list[str]],
@@ -271,6 +305,7 @@ def supply_gate_findings(
     baseline_exceptions: pl.DataFrame,
     gates: SupplyGates,
     shortfall_mode: str,
+    stranded: list[str] | None = None,
 ) -> dict[str, Any]:
     """The supply checkpoint's verdict: every scenario optimal (`scenarios`: the
     planning.supply_scenarios rows), no violation found by the independent feasibility check,
@@ -279,6 +314,8 @@ def supply_gate_findings(
 
     A miss is acceptable when it is explained: the executive meeting decides what to do about
     a bottleneck; a plan that breaks its own physics, or a miss nobody can explain, is not.
+    `stranded` (`stranded_supply`) names what cannot be supplied at all; it leads the
+    description whenever the baseline misses its fill-rate target.
     """
     problems = []
     not_optimal = scenarios.filter(~pl.col("optimal"))["scenario"].to_list()
@@ -294,6 +331,8 @@ def supply_gate_findings(
         "sku", "month"
     )
     unexplained = misses.join(explained, on=["sku", "month"], how="anti")
+    if rate < gates.fill_rate_target and stranded:
+        problems.append("the company cannot supply everything it sells: " + "; ".join(stranded))
     if rate < gates.fill_rate_target and unexplained.height:
         problems.append(
             f"baseline fill rate {rate:.3f} is below the target {gates.fill_rate_target:.3f} and "

@@ -1,24 +1,14 @@
-{#- Staging receives every column as text (CSV read with all_varchar, Parquet cast to text) so
-    that one set of parsing rules applies whatever the file format. The Python validator has
-    already rejected values these casts could not parse, with the file, row and column named. -#}
+{#- Staging reads the typed Parquet files the Python validator wrote (one per input file): the
+    validator has already rejected every value these casts could not hold, naming file, column
+    and row, so a cast here only states the type BI tools and the marts rely on. -#}
 
-{% macro as_text(column) -%}
-    nullif(trim(cast("{{ column }}" as varchar)), '')
-{%- endmacro %}
+{% macro as_text(column) -%} cast("{{ column }}" as varchar) {%- endmacro %}
 
-{% macro as_number(column) -%}
-    cast(nullif(trim(cast("{{ column }}" as varchar)), '') as double)
-{%- endmacro %}
+{% macro as_number(column) -%} cast("{{ column }}" as double) {%- endmacro %}
 
-{% macro as_integer(column) -%}
-    cast(cast(nullif(trim(cast("{{ column }}" as varchar)), '') as double) as integer)
-{%- endmacro %}
+{% macro as_integer(column) -%} cast("{{ column }}" as bigint) {%- endmacro %}
 
-{#- Months arrive as YYYY-MM (or a date such as 2026-11-01 from Parquet); they become the first
-    day of the month as a DATE. -#}
-{% macro as_month(column) -%}
-    cast(strptime(left(nullif(trim(cast("{{ column }}" as varchar)), ''), 7) || '-01', '%Y-%m-%d') as date)
-{%- endmacro %}
+{% macro as_month(column) -%} cast("{{ column }}" as date) {%- endmacro %}
 
 {#- The first month of the plan: the cycle var as a DATE. -#}
 {% macro cycle_month() -%}
@@ -44,9 +34,9 @@
     {%- else -%}{{ as_text(column) }}{%- endif -%}
 {%- endmacro %}
 
-{#- A staging model: the input file's contract columns, typed, exact repeats dropped (the
-    validator already rejected conflicting duplicate keys). The column list comes from the
-    generated `_sources.yml`, so every staging model is this one macro. -#}
+{#- A staging model: the input file's contract columns, typed, and `_source_row`, the row of the
+    company's file each row came from (dbt test failures are reported with it). The column list
+    comes from the generated `_sources.yml`, so every staging model is this one macro. -#}
 {% macro stage_input(name) -%}
 {%- set columns = graph.sources['source.sop_transforms.inputs.' ~ name].columns.values() | list if execute else [] -%}
 with source as (
@@ -56,14 +46,14 @@ with source as (
 typed as (
     select
     {%- for column in columns %}
-        {{ cast_input(column.name, column.meta.get('cast', 'text')) }} as "{{ column.name }}"{{ "," if not loop.last }}
+        {{ cast_input(column.name, column.meta.get('cast', 'text')) }} as "{{ column.name }}",
     {%- endfor %}
-    {%- if not columns %} *{% endif %}
+        cast("_row" as bigint) as _source_row
     from source
 ),
 
 final as (
-    select distinct * from typed
+    select * from typed
 )
 
 select * from final
