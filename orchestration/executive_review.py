@@ -1,6 +1,8 @@
 """Executive review: KPIs, exceptions and the review pack; and the plan of record, which only an
 approval of the exact current plan version can publish (`plan_of_record_is_approved`)."""
 
+import base64
+
 import dagster as dg
 import polars as pl
 
@@ -18,6 +20,7 @@ from sop_pipeline.executive.governance import (
 )
 from sop_pipeline.executive.kpis import executive_summary as summarise
 from sop_pipeline.executive.status import load_cycle_frames
+from sop_pipeline.reporting.pack import pack_pages
 from sop_pipeline.reporting.pack import review_pack as write_pack
 from sop_pipeline.warehouse import read_table
 
@@ -99,9 +102,14 @@ def review_pack(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     charts = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))}
     pdf = write_pack(folder, step.cycle, frames, charts, version, approval, step.settings.gates.executive_review)
     step.write({})  # the pack is part of the cycle: an approval needs it rendered from the current tables
+    pages = {
+        f"page_{n}": dg.MetadataValue.md(f"![page {n}](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})")
+        for n, png in enumerate(pack_pages(folder, step.cycle), start=1)
+    }
     return dg.MaterializeResult(
         asset_key=PACK,
         metadata={
+            **pages,
             "path": dg.MetadataValue.path(str(pdf)),
             "plan_version": version,
             "approval": approval["reason"],

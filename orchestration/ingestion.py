@@ -10,6 +10,7 @@ and the Python steps plan the same months.
 
 import errno
 import json
+import os
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -207,7 +208,7 @@ def dbt_models(
         )
         events = list(invocation.stream())
         if not invocation.is_successful():
-            if "no space left" in _dbt_messages(invocation).lower():
+            if "no space left" in _dbt_messages(invocation).lower() or _out_of_space(workspace):
                 raise _storage_failure(warehouse.path, OSError(errno.ENOSPC, "No space left on device"))
             # Nothing is reported for the unpublished build: the failure says which rows broke which test.
             raise dg.Failure(description=_explain(invocation, build, folder), allow_retries=False)
@@ -221,6 +222,22 @@ def dbt_models(
         yield from (event for event in events if not isinstance(event, dg.AssetObservation))
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _out_of_space(folder: Path) -> bool:
+    """dbt dies without writing its results when the disk fills up under it: whether a
+    megabyte still fits where it was building tells that apart from a broken model."""
+    probe = folder / ".space_probe"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 2**20)
+            f.flush()
+            os.fsync(f.fileno())
+        return False
+    except OSError as exc:
+        return storage_problem(exc) == "the disk is full"
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def _storage_failure(warehouse_path: str, exc: OSError) -> dg.Failure:

@@ -90,7 +90,16 @@ def md_table(frame: pl.DataFrame, limit: int = 25) -> dg.MetadataValue:
     """The first `limit` rows as a markdown table ("none" when empty)."""
     if frame.height == 0:
         return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(frame.head(limit).to_pandas().to_markdown(index=False, floatfmt=".3f"))
+    # Plan months are first-of-month dates: a planner reads `2027-03`, not `2027-03-01 00:00:00`
+    # (what pandas makes of a date).
+    shown = frame.head(limit)
+    dates = [c for c, t in shown.schema.items() if t == pl.Date]
+    months = [c for c in dates if (shown[c].dt.day().drop_nulls() == 1).all()]
+    shown = shown.with_columns(
+        [pl.col(c).dt.strftime("%Y-%m" if c in months else "%Y-%m-%d") for c in dates]
+        + [pl.col(c).dt.strftime("%Y-%m-%d %H:%M") for c, t in shown.schema.items() if isinstance(t, pl.Datetime)]
+    )
+    return dg.MetadataValue.md(shown.to_pandas().to_markdown(index=False, floatfmt=",.3f"))
 
 
 def run_origin(context) -> str:

@@ -28,11 +28,13 @@ import duckdb
 
 from sop_pipeline import registry
 from sop_pipeline.registry.base import Col, describe, sql_string
-from sop_pipeline.registry.bi import CURRENT, View, bi_views
+from sop_pipeline.registry.bi import CURRENT, Field, View, bi_views
 from sop_pipeline.tempfiles import remove_leftovers, temp_path
 from sop_pipeline.warehouse import LOCK_WAIT_SECONDS, retry_while_locked
 
 BI_FILE_NAME = "sop_bi.duckdb"
+# The oldest DuckDB release that can read the BI copy (see `publish_bi_copy`).
+BI_STORAGE_VERSION = "v1.4.0"
 
 
 def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> set[str] | None:
@@ -47,28 +49,41 @@ def _typed_select(con: duckdb.DuckDBPyConnection, table: str, columns: list[Col]
     """`select` of the columns with their registered types from `table`; NULL for a column the
     table lacks (a warehouse written before the column existed), and no rows (but the same
     columns) when the table does not exist."""
-    present = _columns_of(con, table)
+    return _projection(con, View("", "", (), tuple(Field(c, f'"{c.name}"', (c.name,)) for c in columns), source=table))
+
+
+def _projection(con: duckdb.DuckDBPyConnection, view: View) -> str:
+    """The view's fields, typed, from its source; NULL for a field whose source column is
+    missing, and no rows when the source relation does not exist yet."""
+    present = _columns_of(con, view.source)
+
+    def field_sql(f: Field) -> str:
+        available = present is not None and all(r in present for r in f.reads)
+        return f'cast({f.sql if available else "null"} as {f.col.duckdb_type}) as "{f.col.name}"'
+
+    columns = ", ".join(field_sql(f) for f in view.fields)
     if present is None:
-        return "select " + ", ".join(f'cast(null as {c.duckdb_type}) as "{c.name}"' for c in columns) + " where false"
-    cols = ", ".join(
-        f'cast("{c.name}" as {c.duckdb_type}) as "{c.name}"' if c.name in present else f'cast(null as {c.duckdb_type}) as "{c.name}"'
-        for c in columns
-    )
-    return f"select {cols} from {table}"
+        return f"select {columns} where false"
+    where = f" where {view.where}" if view.where else ""
+    grouped = " group by all" if view.custom == "group_by_family" else ""
+    return f"select {columns} from {view.source}{where}{grouped}"
 
 
 def _view_sql(con: duckdb.DuckDBPyConnection, view: View) -> str:
-    if view.source is None:
+    if view.custom == "plan_of_record":
         return _plan_of_record_sql(con)
-    columns = [c for c in view.columns if c.name != CURRENT.name]
-    return f"select *, cycle = max(cycle) over () as is_current_cycle from ({_typed_select(con, 'planning.' + view.source, columns)})"
+    body = _projection(con, view)
+    if not view.per_cycle:
+        return body
+    return f"select *, cycle = max(cycle) over () as {CURRENT.name} from ({body})"
 
 
 def _plan_of_record_sql(con: duckdb.DuckDBPyConnection) -> str:
-    meta = [c.name for c in registry.table("plan_of_record_demand").columns[:5]]
-    meta_cols = list(registry.table("plan_of_record_demand").columns[:5])
+    demand_spec = registry.table("plan_of_record_demand")
+    meta_cols = list(demand_spec.columns[:5])
+    meta = [c.name for c in meta_cols]
     keys = ", ".join(meta + ["family", "month"])
-    family, month = registry.table("plan_of_record_demand").column("family"), registry.table("plan_of_record_demand").column("month")
+    family, month = demand_spec.column("family"), demand_spec.column("month")
 
     def part(table: str, measures: dict[str, str]) -> str:
         # measures: output column -> source column
@@ -78,8 +93,14 @@ def _plan_of_record_sql(con: duckdb.DuckDBPyConnection) -> str:
         return f"select {keys}, {sums} from ({_typed_select(con, spec.qualified, source_cols)}) group by all"
 
     demand = part("plan_of_record_demand", {"demand_units": "quantity"})
-    supply = part("plan_of_record_supply", {c: c for c in ("production", "ending_inventory", "shortfall")})
-    money = part("plan_of_record_financial", {c: c for c in ("revenue", "cogs", "gross_margin", "inventory_value")})
+    supply = part(
+        "plan_of_record_supply",
+        {"production_units": "production", "ending_inventory_units": "ending_inventory", "shortfall_units": "shortfall"},
+    )
+    money = part(
+        "plan_of_record_financial",
+        {"shipped_units": "volume", **{c: c for c in ("revenue", "cogs", "gross_margin", "inventory_value")}},
+    )
 
     def on(a: str) -> str:
         return f"k.cycle = {a}.cycle and k.family is not distinct from {a}.family and k.month = {a}.month"
@@ -88,7 +109,7 @@ def _plan_of_record_sql(con: duckdb.DuckDBPyConnection) -> str:
         with demand as ({demand}), supply as ({supply}), money as ({money}),
         k as (select {keys} from demand union select {keys} from supply union select {keys} from money)
         select {", ".join("k." + c for c in meta)}, k.family, k.month,
-               d.demand_units, s.production, s.ending_inventory, s.shortfall,
+               d.demand_units, s.production_units, s.ending_inventory_units, s.shortfall_units, m.shipped_units,
                m.revenue, m.cogs, m.gross_margin, m.inventory_value,
                k.cycle = max(k.cycle) over () as is_current_cycle
         from k
@@ -153,18 +174,23 @@ def publish_bi_copy(source_path: str | Path, target_path: str | Path | None = No
     remove_leftovers(target)
     tmp = temp_path(target)
     try:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect()
         try:
-            own = con.execute("select current_database()").fetchall()[0][0]
+            # An older storage format than this DuckDB writes by default, so BI clients that
+            # bundle an older DuckDB (the duckdb CLI on PyPI, ODBC/JDBC drivers) can open it.
+            con.execute(f"attach {_sql_string(str(tmp))} as bi_copy (storage_version {_sql_string(BI_STORAGE_VERSION)})")
+            con.execute("use bi_copy")
             _attach_read_only(con, source, "sop_source", wait_seconds)
             try:
                 schemas = {
                     r[0] for r in con.execute("select schema_name from duckdb_schemas() where database_name = 'sop_source'").fetchall()
                 } | {"bi"}
-                if own in schemas:
-                    # DuckDB names a file's catalog after its name: `bi.x` would be ambiguous to readers.
-                    raise ValueError(f"the BI copy's file name {target.name!r} clashes with the schema {own!r}: choose another name")
-                con.execute(f'copy from database sop_source to "{own}"')
+                reader_catalog = target.name.split(".")[0]  # DuckDB names a file's catalog after its name
+                if reader_catalog in schemas:
+                    # `bi.x` would be ambiguous to readers
+                    clash = f"the BI copy's file name {target.name!r} clashes with the schema {reader_catalog!r}"
+                    raise ValueError(f"{clash}: choose another name")
+                con.execute("copy from database sop_source to bi_copy")
             finally:
                 con.execute("detach sop_source")
             con.execute("drop schema if exists bi cascade")  # the source's views, if any: rebuilt below

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from conftest import write
+from conftest import q, write
 
 from sop_pipeline import bi
 from sop_pipeline.registry.bi import bi_views
@@ -204,3 +204,118 @@ def test_the_bi_copy_is_never_the_working_warehouse_and_defaults_next_to_it(tmp_
     _write_version(tmp_path / "sop.duckdb", 1)
     with pytest.raises(ValueError, match="different file"):
         bi.publish_bi_copy(tmp_path / "sop.duckdb", tmp_path / "sop.duckdb")
+
+
+# --- the BI contract on a real cycle, read as an analyst reads it ------------------------------
+
+
+@pytest.fixture(scope="module")
+def approved_bi(tmp_path_factory, cycle_warehouse, demo_dir):
+    """The BI copy after cycle 2026-11 was run and its baseline approved (the plan of record)."""
+    import shutil
+
+    from orchestration.cli import main as sop
+
+    warehouse = tmp_path_factory.mktemp("approved") / "sop.duckdb"
+    shutil.copy(cycle_warehouse, warehouse)
+    paths = ["--data", str(demo_dir), "--warehouse", str(warehouse)]
+    assert sop(["approve", "--cycle", CYCLE, "--scenario", "baseline", "--by", "Dana (CEO)"] + paths) == 0
+    return warehouse, bi.default_bi_path(warehouse)
+
+
+def test_every_view_has_one_grain_and_every_column_a_comment(approved_bi):
+    _, copy = approved_bi
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        for view in bi_views():
+            rows, keys = con.execute(f"select count(*), count(distinct ({', '.join(view.grain)})) from bi.{view.name}").fetchone()
+            assert rows == keys, f"bi.{view.name} is not unique on {view.grain}"
+            assert rows > 0 or view.name in ("forecast_accuracy", "forecast_accuracy_company", "bridge", "bridge_company"), view.name
+        uncommented = query(
+            con, "select table_name, column_name from duckdb_columns() where schema_name = 'bi' and (comment is null or comment = '')"
+        )
+        assert uncommented.height == 0, uncommented
+        # no company-total or quarter rows beside family-month rows: a naive sum is the total
+        gap = query(con, "select * from bi.budget_gap where is_current_cycle")
+        assert "ALL" not in gap["family"].to_list() and gap["month"].null_count() == 0
+        money = query(
+            con, "select sum(plan) as plan from bi.budget_gap where is_current_cycle and scenario = 'baseline' and measure = 'revenue'"
+        )
+        planned = query(con, "select sum(revenue) as revenue from bi.financial_plan where is_current_cycle and scenario = 'baseline'")
+        budgeted_months = query(con, "select count(distinct month) as n from bi.budget_gap where is_current_cycle")["n"][0]
+        assert budgeted_months > 0 and money["plan"][0] <= planned["revenue"][0] + 1e-6
+        # every share is a ratio: no percent column survives in the contract
+        percent = [(v.name, c.name) for v in bi_views() for c in v.columns if c.unit == "percent" or c.name.endswith("_pct")]
+        assert percent == []
+    finally:
+        con.close()
+
+
+def test_shipped_units_are_what_the_plan_delivers(approved_bi):
+    """Under backorders a month ships its demand plus last month's backlog minus this month's:
+    the plan of record's shipped units, worked out from the SKU supply plan by hand."""
+    warehouse, copy = approved_bi
+    supply = q(
+        warehouse,
+        f"select family, sku, month, demand, shortfall from planning.plan_of_record_supply where cycle = '{CYCLE}' order by sku, month",
+    )
+    shipped: dict[tuple, float] = {}
+    backlog: dict[str, float] = {}
+    for row in supply.iter_rows(named=True):
+        before = backlog.get(row["sku"], 0.0)
+        key = (row["family"], row["month"])
+        shipped[key] = shipped.get(key, 0.0) + row["demand"] + before - row["shortfall"]
+        backlog[row["sku"]] = row["shortfall"]
+    view = q(copy, f"select family, month, shipped_units from bi.plan_of_record where cycle = '{CYCLE}'")
+    assert view.height == len(shipped)
+    for row in view.iter_rows(named=True):
+        assert row["shipped_units"] == pytest.approx(shipped[(row["family"], row["month"])], abs=1e-3)
+
+
+def _readme_queries() -> list[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Connecting a BI client") :]
+    blocks = section.split("```sql\n")[1:]
+    return [b.split("```")[0].strip() for b in blocks][:3]
+
+
+def _duckdb_cli(copy: Path, sql: str) -> pl.DataFrame:
+    """Run `sql` with the DuckDB command line, as the README tells an analyst to."""
+    import io
+
+    cli = Path(sys.executable).parent / "duckdb"
+    out = subprocess.run([str(cli), "-readonly", "-csv", str(copy), "-c", sql], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Error" not in out.stderr, out.stderr
+    return pl.read_csv(io.StringIO(out.stdout))
+
+
+def test_the_documented_queries_return_the_plan_of_record_figures(approved_bi):
+    warehouse, copy = approved_bi
+    revenue_by_family, quarters, capacity = _readme_queries()
+    record = q(warehouse, f"select * from planning.plan_of_record_financial where cycle = '{CYCLE}'")
+    first = record["month"].min()
+    horizon = record.filter(pl.col("month") < pl.lit(first).dt.offset_by("12mo"))
+
+    families = _duckdb_cli(copy, revenue_by_family)
+    expected = horizon.group_by("family").agg(pl.col("revenue").sum(), pl.col("gross_margin").sum())
+    assert sorted(families["family"]) == sorted(expected["family"])
+    for row in expected.iter_rows(named=True):
+        got = families.filter(pl.col("family") == row["family"])
+        assert got["revenue"][0] == pytest.approx(row["revenue"], abs=1)
+        assert got["gross_margin"][0] == pytest.approx(row["gross_margin"], abs=1)
+        assert got["gross_margin_ratio"][0] == pytest.approx(row["gross_margin"] / row["revenue"], abs=1e-3)
+
+    by_quarter = _duckdb_cli(copy, quarters)
+    record_quarters = record.with_columns(
+        quarter=pl.col("month").dt.year().cast(pl.String) + "-Q" + pl.col("month").dt.quarter().cast(pl.String)
+    )
+    for row in by_quarter.iter_rows(named=True):
+        months = record_quarters.filter((pl.col("family") == row["family"]) & (pl.col("quarter") == row["quarter"]))
+        assert months.height > 0
+        assert row["plan_revenue"] == pytest.approx(months["revenue"].sum(), abs=1)
+
+    loaded = _duckdb_cli(copy, capacity)
+    plan = q(warehouse, f"select resource, month, load_hours, capacity_hours from planning.plan_of_record_capacity where cycle = '{CYCLE}'")
+    busy = plan.filter(pl.col("load_hours") > 0.9 * pl.col("capacity_hours")).sort("load_hours", descending=True)
+    assert loaded.height == min(10, busy.height)
+    assert set(loaded["resource"]) <= set(busy["resource"])

@@ -120,8 +120,8 @@ def _tables(path: Path) -> dict[str, pl.DataFrame]:
     frames = {}
     for name in names:
         frame = q(path, f"select * from {name}")
-        # when a check ran and how long a solve took are not plan content
-        frame = frame.drop([c for c in frame.columns if c == "evaluated_at" or c.endswith("_seconds")])
+        # when and by which run a step or check ran, and how long a solve took, are not plan content
+        frame = frame.drop([c for c in frame.columns if c in ("evaluated_at", "finished_at", "run_id") or c.endswith("_seconds")])
         keys = [c for c, t in frame.schema.items() if not t.is_float()]
         frames[name] = frame.sort(keys) if keys else frame
     return frames

@@ -71,10 +71,13 @@ def _contract_violations(frames: dict[str, pl.DataFrame]) -> list[str]:
                 problems.append(f"{spec.name}.{col.name}: values outside {col.allowed}")
         if df.select(spec.key).is_duplicated().any():
             problems.append(f"{spec.name}: duplicate keys {spec.key}")
-        for col, ref_file, ref_col in spec.references:
-            missing = df.filter(~pl.col(col).is_in(frames[ref_file][ref_col].implode()))
+        for ref in spec.references:
+            rows = df if ref.when is None else df.filter(pl.col(ref.when[0]) == ref.when[1])
+            missing = rows.filter(
+                pl.col(ref.column).is_not_null() & ~pl.col(ref.column).is_in(frames[ref.target][ref.target_column].implode())
+            )
             if missing.height:
-                problems.append(f"{spec.name}.{col}: {missing.height} values missing in {ref_file}")
+                problems.append(f"{spec.name}.{ref.column}: {missing.height} values missing in {ref.target}")
     return problems
 
 

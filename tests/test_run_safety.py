@@ -277,7 +277,7 @@ def test_a_full_disk_stops_the_run_with_one_message_and_the_warehouse_as_it_was(
 
 
 def test_a_read_only_folder_stops_the_run_with_one_message(data_copy, warehouse_copy, tmp_path):
-    with small_filesystem(tmp_path / "ro", 8 * 2**20) as folder:
+    with small_filesystem(tmp_path / "ro", warehouse_copy.stat().st_size + 4 * 2**20) as folder:
         shutil.copy(warehouse_copy, folder / "sop.duckdb")
         subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
         env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")}

@@ -445,8 +445,11 @@ def validate_inputs(data_dir: str | Path, cycle: str | dt.date, settings: InputS
         _check_values(spec, path.name, text, bounds, settings)
         typed = text.select(*_typed_columns(spec, settings), ROW, "_line")
         frames[name] = _check_key(spec, path.name, typed)
+    # Every file's references before any cross-file row rule: a sales row for an unknown SKU is
+    # the error to fix, not the new product whose like_sku lost its history because of it.
     for name in frames:
         _check_references(FILES_BY_NAME[name], labels[name], frames, labels)
+    for name in frames:
         _check_rows(FILES_BY_NAME[name], labels[name], frames)
     return InputFolder(Path(data_dir), paths, frames)
 

@@ -38,6 +38,7 @@ SUPPLY_TABLES = (
             units("production", "Planned production.", ge=NOISE),
             units("ending_inventory", "Projected stock at month end.", ge=NOISE),
             units("shortfall", "Demand not delivered: month-end backlog (backorder mode) or lost sales.", ge=NOISE),
+            units("shipped", "Units delivered in the month: demand plus the backlog carried in, less the month-end shortfall.", ge=NOISE),
             units("safety_stock", "Safety stock for the SKU's service level."),
             units("target_inventory", "Month-end stock target: safety stock plus cycle stock."),
         ),

@@ -200,7 +200,24 @@ def review_pack(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _page_images(out / "pages", label, pages)
     return target
+
+
+def pack_pages(out_dir: str | Path, cycle: str) -> list[Path]:
+    """The review pack's pages as PNG, in page order (written by `review_pack`)."""
+    return sorted((Path(out_dir) / "pages").glob(f"review_pack_{cycle_label(cycle)}_p*.png"))
+
+
+def _page_images(folder: Path, label: str, pages: list) -> None:
+    """Every page also as a PNG: the Dagster UI (and any browser) shows an image inline, while
+    a PDF on the server's disk is only a path to a planner in the UI. In their own folder so
+    the charts folder's `*.png` stays the charts."""
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob(f"review_pack_{label}_p*.png"):
+        old.unlink()
+    for number, fig in enumerate(pages, start=1):
+        fig.savefig(folder / f"review_pack_{label}_p{number}.png", dpi=90)
 
 
 def _title_page(label, version, approval, frames):

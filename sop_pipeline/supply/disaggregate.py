@@ -101,10 +101,14 @@ def disaggregate(
         prod[:, t], inv[:, t], short[:, t] = p, np.maximum(net, 0.0), np.maximum(-net, 0.0)
         stock = inv[:, t]
         backlog = short[:, t] if backorder else np.zeros(n)
+    # What leaves the warehouse: the month's demand plus the backlog it inherits, less what is
+    # still owed at month end (the shortfall is a backlog under backorders, a loss otherwise).
+    inherited = np.concatenate([np.zeros((n, 1)), short[:, :-1]], axis=1) if backorder else 0.0
     return {
         "production": prod,
         "inventory": inv,
         "shortfall": short,
+        "shipped": np.maximum(c.D + inherited - short, 0.0),
         "row_production": row_prod,
         "load": load,
         "usage": usage,

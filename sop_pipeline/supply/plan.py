@@ -193,6 +193,7 @@ def _sku_frames(
             "production": detail["production"].ravel(),
             "ending_inventory": detail["inventory"].ravel(),
             "shortfall": detail["shortfall"].ravel(),
+            "shipped": detail["shipped"].ravel(),
             "safety_stock": c.SS.ravel(),
             "target_inventory": c.TGT.ravel(),
         }
