@@ -78,7 +78,7 @@ def _reader(path: str, stop, queue) -> None:
             try:
                 row = con.execute(
                     "select (select count(*) from bi.supply_plan where cycle = m.cycle), "
-                    "(select sum(production) from bi.supply_plan where cycle = m.cycle), m.rows, m.production_sum, m.version "
+                    "(select sum(production_units) from bi.supply_plan where cycle = m.cycle), m.rows, m.production_sum, m.version "
                     "from planning.publish_marker m where m.cycle = ?",
                     [CYCLE],
                 ).fetchall()[0]

@@ -85,7 +85,7 @@ def test_rerunning_a_cycle_replaces_its_rows_and_leaves_other_cycles_untouched(w
         assert frame.equals(earlier[table]), table
 
 
-def test_new_product_without_basis_fails_the_portfolio_checkpoint_naming_the_sku(data_copy, warehouse_copy):
+def test_new_product_without_basis_is_refused_naming_the_file_row_and_sku(data_copy, warehouse_copy):
     from orchestration.runner import run_cycle
 
     products = pl.read_csv(data_copy / "products.csv", infer_schema=False)
@@ -96,8 +96,10 @@ def test_new_product_without_basis_fails_the_portfolio_checkpoint_naming_the_sku
     )
     products.write_csv(data_copy / "products.csv")
     outcome = run_cycle(CYCLE, str(data_copy), str(warehouse_copy), printer=lambda _: None)
-    assert not outcome.success
-    assert "portfolio_is_sound" in outcome.explanation() and npi in outcome.explanation()
+    assert not outcome.success and outcome.stopped_at == ["input_files"]
+    row = products["sku"].to_list().index(npi) + 1
+    explanation = outcome.explanation()
+    assert f"products.csv, column 'like_sku', row {row}" in explanation and npi in explanation, explanation
 
 
 def test_sop_run_exits_non_zero_with_the_reason_on_bad_input(tmp_path, data_copy):
