@@ -22,12 +22,20 @@ GROUP = "financial_review"
 SECTIONS = ("calendar", "supply", "scenarios", "gates")
 FINANCE_CHECK = "financial_plan_ties_out"
 TABLES = ("financial_plan", "budget_gap", "reconciliation", "scenario_financials")
-SUPPLY = [planning_key(n) for n in ("supply_plan", "capacity_plan", "supply_exceptions")]
+SUPPLY = [planning_key(n) for n in ("supply_plan", "capacity_plan", "supply_exceptions", "production_plan")]
 
 
 def _specs() -> list[dg.AssetSpec]:
     key = planning_key
-    sources = [planning_key("consensus_demand"), *SUPPLY, mart("fct_budget"), mart("fct_price_plan"), mart("dim_product")]
+    sources = [
+        planning_key("consensus_demand"),
+        *SUPPLY,
+        mart("fct_budget"),
+        mart("fct_price_plan"),
+        mart("dim_product"),
+        mart("fct_inventory"),
+        mart("fct_sales_monthly"),
+    ]
     return [
         table_spec("financial_plan", GROUP, sources, [plan_in_money]),
         table_spec("budget_gap", GROUP, [key("financial_plan"), mart("fct_budget")], [budget_gap]),
@@ -51,6 +59,9 @@ def load_finance_inputs(step: CycleStep, con) -> FinanceInputs:
         capacity_plan=step.read(con, "capacity_plan"),
         supply_exceptions=step.read(con, "supply_exceptions"),
         price_plan=price_plan if price_plan.height else None,
+        production_plan=step.read(con, "production_plan"),
+        inventory=read_table(con, "marts.fct_inventory"),
+        sales=read_table(con, "marts.fct_sales_monthly"),
     )
 
 
@@ -67,8 +78,9 @@ def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
     with step.reading() as con:
         inputs = load_finance_inputs(step, con)
+    costs = step.settings.supply.costs
     review = review_every_scenario(
-        step.cycle, inputs, step.settings.scenarios.named(), step.settings.gates.financial_review, step.settings.supply.costs.shortfall_mode
+        step.cycle, inputs, step.settings.scenarios.named(), step.settings.gates.financial_review, costs.shortfall_mode, costs
     )
     tables = {
         "financial_plan": review.financial_plan,
@@ -149,6 +161,7 @@ def financial_plan_ties_out(
         step.settings.scenarios.named(),
         step.settings.gates.financial_review,
         step.settings.supply.costs.shortfall_mode,
+        step.settings.supply.costs,
     )
     failing = {k: v for k, v in problems.items() if v.height}
     description = (

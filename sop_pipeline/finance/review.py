@@ -14,10 +14,11 @@ from sop_pipeline.finance.reconciliation import reconciliation
 from sop_pipeline.finance.scenarios import scenario_comparison
 from sop_pipeline.settings.gates import FinancialGates
 from sop_pipeline.settings.scenarios import BASELINE, Scenario
+from sop_pipeline.settings.supply import CostSettings
 from sop_pipeline.supply.scenarios import scenario_price_plan
 
 # Frames that carry a scenario column: a scenario's review sees only its own rows of them.
-_PER_SCENARIO = ("supply_plan", "capacity_plan", "supply_exceptions")
+_PER_SCENARIO = ("supply_plan", "capacity_plan", "supply_exceptions", "production_plan")
 _EMPTY_BUDGET = {
     "month": pl.Date,
     "family": pl.String,
@@ -45,6 +46,9 @@ class FinanceInputs:
     supply_exceptions: pl.DataFrame | None = None
     price_plan: pl.DataFrame | None = None
     last_plan: pl.DataFrame | None = None
+    production_plan: pl.DataFrame | None = None
+    inventory: pl.DataFrame | None = None
+    sales: pl.DataFrame | None = None
 
     def for_scenario(self, name: str) -> FinanceInputs:
         return replace(
@@ -93,8 +97,13 @@ def run_financial_review(
     supply_exceptions: pl.DataFrame | None = None,
     price_plan: pl.DataFrame | None = None,
     last_plan: pl.DataFrame | None = None,
+    production_plan: pl.DataFrame | None = None,
+    inventory: pl.DataFrame | None = None,
+    sales: pl.DataFrame | None = None,
     gates: FinancialGates = FinancialGates(),
     shortfall_mode: str = "backorder",
+    costs: CostSettings | None = None,
+    scenarios: dict[str, Scenario] | None = None,
 ) -> FinancialReview:
     """Every table of the financial review and its checks, for one set of prices (the
     baseline's). Without a supply plan the consensus is priced as the baseline plan."""
@@ -111,6 +120,9 @@ def run_financial_review(
         supply_exceptions,
         price_plan,
         last_plan,
+        production_plan,
+        inventory,
+        sales,
     ).priced(cycle)
     fp = financial_plan(
         cycle,
@@ -124,20 +136,33 @@ def run_financial_review(
         capacity_plan,
         price_plan,
         shortfall_mode,
+        costs,
+        production_plan,
+        inventory,
     )
     has_budget = budget is not None and budget.height > 0
     gap = budget_gap(fp, budget if has_budget else pl.DataFrame(schema=_EMPTY_BUDGET), gates)
     rec = reconciliation(
-        fp, budget, inputs.supply_plan, consensus, products, supply_exceptions, price_plan, gates, BASELINE, shortfall_mode
+        fp, budget, inputs.supply_plan, consensus, products, supply_exceptions, price_plan, gates, BASELINE, shortfall_mode, scenarios
     )
     return FinancialReview(
         financial_plan=fp,
         budget_gap=gap,
         plan_bridge=plan_bridge(fp, budget, last_plan),
         reconciliation=rec,
-        scenario_comparison=scenario_comparison(fp),
+        scenario_comparison=scenario_comparison(fp, scenarios),
         tie_out_problems=tie_out_problems(
-            fp, inputs.supply_plan, consensus, products, price_plan, capacity_plan, resources, gates, shortfall_mode
+            fp,
+            inputs.supply_plan,
+            consensus,
+            products,
+            price_plan,
+            capacity_plan,
+            resources,
+            gates,
+            shortfall_mode,
+            costs,
+            {"bom": bom, "materials": materials, "routings": routings, "production_plan": production_plan, "inventory": inventory},
         ),
         coverage_problems=coverage_problems(fp, inputs.supply_plan, consensus, products),
         reconciliation_problems=reconciliation_problems(rec, gap, fp, gates, BASELINE),
@@ -154,7 +179,12 @@ def _prices(inputs: FinanceInputs, scenarios: dict[str, Scenario], name: str) ->
 
 
 def review_every_scenario(
-    cycle: str, inputs: FinanceInputs, scenarios: dict[str, Scenario], gates: FinancialGates, shortfall_mode: str
+    cycle: str,
+    inputs: FinanceInputs,
+    scenarios: dict[str, Scenario],
+    gates: FinancialGates,
+    shortfall_mode: str,
+    costs: CostSettings | None = None,
 ) -> FinancialReview:
     """Price each scenario with its own price plan (the company's plus the scenario's
     `price_change` overlays), then compare all scenarios side by side.
@@ -167,7 +197,12 @@ def review_every_scenario(
     for name in _scenario_names(inputs):
         only = inputs.for_scenario(name)
         reviews[name] = run_financial_review(
-            cycle, **{**only.as_kwargs(), "price_plan": _prices(inputs, scenarios, name)}, gates=gates, shortfall_mode=shortfall_mode
+            cycle,
+            **{**only.as_kwargs(), "price_plan": _prices(inputs, scenarios, name)},
+            gates=gates,
+            shortfall_mode=shortfall_mode,
+            costs=costs,
+            scenarios=scenarios,
         )
 
     def stack(attr: str) -> pl.DataFrame:
@@ -186,13 +221,14 @@ def review_every_scenario(
         gates,
         BASELINE,
         shortfall_mode,
+        scenarios,
     )
     return FinancialReview(
         financial_plan=plan,
         budget_gap=gap,
         plan_bridge=stack("plan_bridge"),
         reconciliation=rec,
-        scenario_comparison=scenario_comparison(plan),
+        scenario_comparison=scenario_comparison(plan, scenarios),
         tie_out_problems=stack("tie_out_problems"),
         coverage_problems=stack("coverage_problems"),
         reconciliation_problems=reconciliation_problems(rec, gap, plan, gates, BASELINE),
@@ -208,6 +244,7 @@ def checkpoint_problems(
     scenarios: dict[str, Scenario],
     gates: FinancialGates,
     shortfall_mode: str,
+    costs: CostSettings | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The financial checkpoint re-checked from stored tables: per scenario (with its own
     prices) the tie-out and coverage, and the baseline's reconciliation."""
@@ -227,6 +264,14 @@ def checkpoint_problems(
                 only.resources,
                 gates,
                 shortfall_mode,
+                costs,
+                {
+                    "bom": only.bom,
+                    "materials": only.materials,
+                    "routings": only.routings,
+                    "production_plan": only.production_plan,
+                    "inventory": only.inventory,
+                },
             )
         )
         cover.append(coverage_problems(fp, only.supply_plan, only.consensus, only.products))
