@@ -23,18 +23,19 @@ from sop_pipeline.finance.review import run_financial_review
 from sop_pipeline.finance.scenarios import scenario_comparison
 from sop_pipeline.reporting.charts import bridge_chart, revenue_margin_chart
 from sop_pipeline.settings.gates import FinancialGates
+from sop_pipeline.settings.scenarios import Scenario
 
 D = dt.date
 CYCLE = "2026-11"
 M = [D(2026, 11, 1), D(2026, 12, 1), D(2027, 1, 1)]
-GATES = FinancialGates(gap_tolerance_pct=5.0, gap_min_abs=1.0, tie_out_tolerance=0.01)
+GATES = FinancialGates(gap_tolerance_pct=5.0, gap_min_amount=1.0, gap_min_units=1.0, tie_out_tolerance=0.01)
 
 PRODUCTS = pl.DataFrame(
     {
         "sku": ["A1", "A2", "B1", "B2"],
         "family": ["F1", "F1", "F2", "F2"],
         "unit_price": [30.0, 25.0, 40.0, 15.0],
-        "unit_cost": [99.0, 99.0, 99.0, 6.0],
+        "unit_cost": [16.0, 12.0, 20.0, 6.0],
         "status": ["active"] * 4,
     }
 )
@@ -68,11 +69,17 @@ RESOURCES = pl.DataFrame(
         "overtime_cost_per_hour": [30.0, 18.0],
     }
 )
-# Standard cost per unit: A1 = 2x2 + 0.5x20 = 14, A2 = 2+5 + 0.25x20 = 12, B1 = 2x5 + 1x10 = 20,
-# B2 has neither BOM nor routing: its unit_cost 6.
-STD = {"A1": 14.0, "A2": 12.0, "B1": 20.0, "B2": 6.0}
+# Rolled-up cost per unit: A1 = 2x2 + 0.5x20 = 14, A2 = 2+5 + 0.25x20 = 12, B1 = 2x5 + 1x10 = 20,
+# B2 has neither BOM nor routing: its unit_cost 6. The standard (product master unit_cost) is
+# the same except A1's, 16: each A1 shipped has a material variance of 14 - 16 = -2.
+ROLLED = {"A1": 14.0, "A2": 12.0, "B1": 20.0, "B2": 6.0}
+STD = {"A1": 16.0, "A2": 12.0, "B1": 20.0, "B2": 6.0}
 PRICE = {"A1": 30.0, "A2": 25.0, "B1": 40.0, "B2": 15.0}
 DEMAND = {"A1": [100.0, 120.0, 100.0], "A2": [50.0] * 3, "B1": [40.0] * 3, "B2": [80.0] * 3}
+
+# Opening stock: what the supply plan below starts from (it makes what it ships each month).
+INVENTORY = pl.DataFrame({"sku": ["A1", "A2", "B1", "B2"], "on_hand": [10.0, 5.0, 5.0, 5.0]})
+COST_INPUTS = {"bom": BOM, "materials": MATERIALS, "routings": ROUTINGS, "inventory": INVENTORY}
 
 CONSENSUS = pl.DataFrame(
     [(CYCLE, sku, "F1" if sku.startswith("A") else "F2", m, q, q * 0.8, q * 1.2) for sku, qs in DEMAND.items() for m, q in zip(M, qs)],
@@ -184,6 +191,7 @@ def _plan(price_plan=None, supply_plan=None):
         RESOURCES,
         _capacity_plan(),
         price_plan,
+        inventory=INVENTORY,
     )
 
 
@@ -193,8 +201,11 @@ def _row(frame: pl.DataFrame, **keys) -> dict:
     return rows.row(0, named=True)
 
 
-def _rec(exception_style: str = "constraint_kind", price_plan=None) -> pl.DataFrame:
-    return reconciliation(_plan(price_plan), BUDGET, _supply_plan(), CONSENSUS, PRODUCTS, _exceptions(exception_style), price_plan, GATES)
+def _rec(exception_style: str = "constraint_kind", price_plan=None, overtime_kind: str = "lever") -> pl.DataFrame:
+    scenarios = {"baseline": Scenario(name="baseline", kind="baseline"), "overtime": Scenario(name="overtime", kind=overtime_kind)}
+    return reconciliation(
+        _plan(price_plan), BUDGET, _supply_plan(), CONSENSUS, PRODUCTS, _exceptions(exception_style), price_plan, GATES, scenarios=scenarios
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,8 +220,14 @@ def test_revenue_ties_out_to_units_times_price_and_cogs_to_standard_cost_plus_ov
     assert dec["unconstrained_revenue"] == pytest.approx(120 * 30 + 50 * 25)
     # the premium of 10 overtime hours on R1: 10 x (30 - 20), all F1's (only F1 loads R1)
     assert dec["overtime_cost"] == pytest.approx(100.0)
-    assert dec["cogs"] == pytest.approx(100 * STD["A1"] + 50 * STD["A2"] + 100.0)
-    assert dec["gross_margin"] == pytest.approx(dec["revenue"] - dec["cogs"])
+    # cogs at standard cost; the rolled-up cost is kept as a variance: 100 A1 x (14 - 16) + 100
+    assert dec["cogs"] == pytest.approx(100 * 16 + 50 * 12)
+    assert dec["material_variance"] == pytest.approx(-200.0)
+    assert dec["cost_variance"] == pytest.approx(-200.0 + 100.0)
+    assert dec["cogs"] + dec["cost_variance"] == pytest.approx(100 * ROLLED["A1"] + 50 * ROLLED["A2"] + 100.0)
+    # 20 A1 in backlog at December's end cost 0.5 x max(30, 16) = 15 each
+    assert dec["late_units"] == pytest.approx(20.0) and dec["lateness_cost"] == pytest.approx(300.0)
+    assert dec["gross_margin"] == pytest.approx(dec["revenue"] - 2200.0 + 100.0 - 300.0)
     assert dec["inventory_value"] == pytest.approx(10 * STD["A1"] + 5 * STD["A2"])
     # the backlog ships in January, and so does its revenue
     jan = _row(plan, scenario="baseline", family="F1", month=M[2])
@@ -218,7 +235,12 @@ def test_revenue_ties_out_to_units_times_price_and_cogs_to_standard_cost_plus_ov
     # the bought-in B2 is costed at its unit_cost
     f2 = _row(plan, scenario="baseline", family="F2", month=M[0])
     assert f2["cogs"] == pytest.approx(40 * STD["B1"] + 80 * STD["B2"])
-    assert tie_out_problems(plan, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES).height == 0
+    assert (
+        tie_out_problems(
+            plan, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES, cost_inputs=COST_INPUTS
+        ).height
+        == 0
+    )
 
 
 def test_tie_out_check_detects_a_tampered_revenue_row():
@@ -229,7 +251,9 @@ def test_tie_out_check_detects_a_tampered_revenue_row():
         .otherwise(pl.col("revenue"))
         .alias("revenue")
     )
-    problems = tie_out_problems(tampered, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES)
+    problems = tie_out_problems(
+        tampered, _supply_plan(), CONSENSUS, PRODUCTS, None, _capacity_plan(), RESOURCES, GATES, cost_inputs=COST_INPUTS
+    )
     revenue = problems.filter(pl.col("measure") == "revenue")
     assert set(revenue["level"].to_list()) == {"family", "total"}
     family_row = revenue.filter(pl.col("level") == "family").row(0, named=True)
@@ -323,7 +347,11 @@ def test_reconciliation_gives_capacity_as_cause_where_the_shortfalls_binding_con
     # levers: the overtime already worked, and the scenario that ships the 20 units and its cost
     assert volume["overtime_hours"] == pytest.approx(10.0) and volume["overtime_cost"] == pytest.approx(100.0)
     assert volume["lever_scenario"] == "overtime" and volume["lever_closes"] == pytest.approx(20.0)
-    assert volume["lever_extra_cogs"] == pytest.approx(20 * STD["A1"] + 10 * (30 - 20))
+    # at standard cost plus variance: 20 more A1 at rolled-up 14 and 10 overtime hours' premium
+    assert volume["lever_extra_cogs"] == pytest.approx(20 * ROLLED["A1"] + 10 * (30 - 20))
+    # the same scenario declared a risk is exposure, never a lever
+    as_risk = _rec(exception_style, overtime_kind="risk")
+    assert as_risk["lever_scenario"].is_null().all()
     # a scenario is a supply lever: the demand side of the gap gets none
     assert _row(rec, family="F1", month=M[1], measure="volume", component="demand")["lever_scenario"] is None
     # the late units ship in January
@@ -360,7 +388,7 @@ def test_every_gap_above_tolerance_appears_in_the_reconciliation():
 
 
 def test_gaps_within_tolerance_are_not_listed():
-    loose = FinancialGates(gap_tolerance_pct=50.0, gap_min_abs=1.0)
+    loose = FinancialGates(gap_tolerance_pct=50.0, gap_min_amount=1.0, gap_min_units=1.0)
     rec = reconciliation(_plan(), BUDGET, _supply_plan(), CONSENSUS, PRODUCTS, _exceptions(), None, loose)
     assert rec.height == 0
 
@@ -369,11 +397,14 @@ def test_scenario_comparison_puts_every_scenario_beside_the_baseline():
     comp = scenario_comparison(_plan())
     assert comp["scenario"].to_list() == ["baseline", "overtime"]
     over = _row(comp, scenario="overtime")
-    # same units over the horizon (the backlog ships in January), more overtime premium
+    # same units over the horizon (the backlog ships in January), so the same cogs at standard;
+    # 100 more overtime premium, but no 20 A1 late for a month at 0.5 x 30 each: +300 - 100
     assert over["delta_volume"] == pytest.approx(0.0)
-    assert over["delta_cogs"] == pytest.approx(100.0)
-    assert over["delta_gross_margin"] == pytest.approx(-100.0)
-    assert _row(comp, scenario="baseline")["inventory_value"] == pytest.approx(10 * 14 + 5 * 12 + 5 * 20 + 5 * 6)
+    assert over["delta_cogs"] == pytest.approx(0.0)
+    assert over["overtime_cost"] - _row(comp, scenario="baseline")["overtime_cost"] == pytest.approx(100.0)
+    assert over["lateness_cost"] == 0.0 and _row(comp, scenario="baseline")["lateness_cost"] == pytest.approx(300.0)
+    assert over["delta_gross_margin"] == pytest.approx(300.0 - 100.0)
+    assert _row(comp, scenario="baseline")["inventory_value"] == pytest.approx(10 * 16 + 5 * 12 + 5 * 20 + 5 * 6)
 
 
 def test_run_financial_review_ties_out_and_its_charts_plot_the_plan_and_the_bridge():
@@ -389,6 +420,7 @@ def test_run_financial_review_ties_out_and_its_charts_plot_the_plan_and_the_brid
         RESOURCES,
         _capacity_plan(),
         _exceptions(),
+        inventory=INVENTORY,
         gates=GATES,
     )
     assert review.ties_out, (review.tie_out_problems, review.coverage_problems, review.reconciliation_problems)
