@@ -10,7 +10,7 @@ from orchestration.partitions import EARLIER_CYCLES, ONE_CYCLE_PER_RUN, WAREHOUS
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline.executive.governance import last_plan_of_record
 from sop_pipeline.finance.bridge import plan_bridge as bridge_of
-from sop_pipeline.finance.budget import budget_gap
+from sop_pipeline.finance.budget import budget_gap, latest_estimate
 from sop_pipeline.finance.plan import financial_plan as plan_in_money
 from sop_pipeline.finance.reconciliation import reconciliation
 from sop_pipeline.finance.review import FinanceInputs, checkpoint_problems, review_every_scenario
@@ -21,7 +21,7 @@ from sop_pipeline.warehouse import read_table
 GROUP = "financial_review"
 SECTIONS = ("calendar", "supply", "scenarios", "gates")
 FINANCE_CHECK = "financial_plan_ties_out"
-TABLES = ("financial_plan", "budget_gap", "reconciliation", "scenario_financials")
+TABLES = ("financial_plan", "budget_gap", "latest_estimate", "reconciliation", "scenario_financials")
 SUPPLY = [planning_key(n) for n in ("supply_plan", "capacity_plan", "supply_exceptions", "production_plan")]
 
 
@@ -38,7 +38,8 @@ def _specs() -> list[dg.AssetSpec]:
     ]
     return [
         table_spec("financial_plan", GROUP, sources, [plan_in_money]),
-        table_spec("budget_gap", GROUP, [key("financial_plan"), mart("fct_budget")], [budget_gap]),
+        table_spec("budget_gap", GROUP, [key("financial_plan"), mart("fct_budget"), mart("fct_sales_monthly")], [budget_gap]),
+        table_spec("latest_estimate", GROUP, [key("budget_gap")], [latest_estimate]),
         table_spec("reconciliation", GROUP, [key("financial_plan"), key("budget_gap")], [reconciliation]),
         table_spec("scenario_financials", GROUP, [key("financial_plan")], [scenario_comparison]),
     ]
@@ -80,11 +81,18 @@ def financial_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         inputs = load_finance_inputs(step, con)
     costs = step.settings.supply.costs
     review = review_every_scenario(
-        step.cycle, inputs, step.settings.scenarios.named(), step.settings.gates.financial_review, costs.shortfall_mode, costs
+        step.cycle,
+        inputs,
+        step.settings.scenarios.named(),
+        step.settings.gates.financial_review,
+        costs.shortfall_mode,
+        costs,
+        step.settings.calendar.fiscal_year_start_month,
     )
     tables = {
         "financial_plan": review.financial_plan,
         "budget_gap": review.budget_gap,
+        "latest_estimate": review.latest_estimate,
         "reconciliation": review.reconciliation,
         "scenario_financials": review.scenario_comparison,
     }

@@ -287,15 +287,44 @@ def test_price_plan_compounds_family_and_sku_changes_from_their_month_on():
     assert prices.filter(pl.col("sku") == "B1")["price"].to_list() == pytest.approx([40.0] * 3)
 
 
-def test_budget_gap_by_month_and_quarter_for_every_scenario():
-    gap = budget_gap(_plan(), BUDGET, GATES)
+def test_budget_gap_by_month_and_whole_fiscal_quarters_including_closed_months():
+    october = D(2026, 10, 1)
+    extra = pl.DataFrame(
+        {
+            "month": [october] * 2,
+            "family": ["F1", "F2"],
+            "volume": [170.0, 110.0],
+            "revenue": [4800.0, 3300.0],
+            "gross_margin": [2400.0, 1100.0],
+        }
+    ).with_columns((pl.col("revenue") - pl.col("gross_margin")).alias("cogs"))
+    budget = pl.concat([BUDGET.select(extra.columns), extra])
+    actuals = pl.DataFrame(
+        {
+            "family": ["F1", "F2"],
+            "month": [october] * 2,
+            "volume": [160.0, 100.0],
+            "revenue": [4500.0, 3000.0],
+            "gross_margin": [2000.0, 900.0],
+        }
+    )
+    gap = budget_gap(_plan(), budget, GATES, actuals)
     rev = _row(gap, scenario="baseline", family="F2", period="month", period_label="2026-11", measure="revenue")
     assert (rev["plan"], rev["budget"], rev["gap"]) == pytest.approx((2800.0, 3600.0, -800.0))
     assert rev["gap_pct"] == pytest.approx(-800 / 3600 * 100) and rev["above_tolerance"]
-    q4 = _row(gap, scenario="baseline", family="ALL", period="quarter", period_label="2026-Q4", measure="volume")
-    assert q4["budget"] == pytest.approx(2 * (180 + 120))
-    assert q4["plan"] == pytest.approx((150 + 120) + (150 + 120))  # A1 20 units late in December
+    # the fiscal quarter Oct-Dec is whole: October's actuals + November and December's plan
+    q4 = _row(gap, scenario="baseline", family="ALL", period="quarter", period_label="FY2026-Q4", measure="volume")
+    assert q4["budget"] == pytest.approx(170 + 110 + 2 * (180 + 120))
+    assert q4["plan"] == pytest.approx(160 + 100 + (150 + 120) + (150 + 120))  # A1 20 units late in December
+    assert q4["actual_months"] == 1
+    margin = _row(gap, scenario="baseline", family="F2", period="quarter", period_label="FY2026-Q4", measure="gross_margin")
+    assert margin["budget"] == pytest.approx(1100 + 2 * 1200)
+    # January alone is not a quarter, and the calendar year is not whole without Jan-Sep
+    assert gap.filter(pl.col("period_label").is_in(["FY2027-Q1", "2027-Q1"])).height == 0
+    assert gap.filter(pl.col("period") == "fiscal_year").height == 0
     assert set(gap["scenario"].unique().to_list()) == {"baseline", "overtime"}
+    # without the history the quarter is not whole, so it is not listed at all
+    assert budget_gap(_plan(), budget, GATES).filter(pl.col("period") == "quarter").height == 0
 
 
 @pytest.mark.parametrize("with_last_plan", [False, True])

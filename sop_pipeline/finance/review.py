@@ -7,11 +7,13 @@ from dataclasses import dataclass, fields, replace
 import polars as pl
 
 from sop_pipeline.finance.bridge import plan_bridge
-from sop_pipeline.finance.budget import budget_gap
+from sop_pipeline.finance.budget import actuals_by_family, budget_gap, latest_estimate
 from sop_pipeline.finance.checks import coverage_problems, reconciliation_problems, tie_out_problems
+from sop_pipeline.finance.costs import unit_costs
 from sop_pipeline.finance.plan import consensus_as_supply_plan, financial_plan
 from sop_pipeline.finance.reconciliation import reconciliation
 from sop_pipeline.finance.scenarios import scenario_comparison
+from sop_pipeline.periods import cycle_month
 from sop_pipeline.settings.gates import FinancialGates
 from sop_pipeline.settings.scenarios import BASELINE, Scenario
 from sop_pipeline.settings.supply import CostSettings
@@ -74,6 +76,7 @@ class FinancialReview:
     plan_bridge: pl.DataFrame
     reconciliation: pl.DataFrame
     scenario_comparison: pl.DataFrame
+    latest_estimate: pl.DataFrame
     tie_out_problems: pl.DataFrame
     coverage_problems: pl.DataFrame
     reconciliation_problems: pl.DataFrame
@@ -104,6 +107,7 @@ def run_financial_review(
     shortfall_mode: str = "backorder",
     costs: CostSettings | None = None,
     scenarios: dict[str, Scenario] | None = None,
+    fiscal_start_month: int = 1,
 ) -> FinancialReview:
     """Every table of the financial review and its checks, for one set of prices (the
     baseline's). Without a supply plan the consensus is priced as the baseline plan."""
@@ -141,7 +145,9 @@ def run_financial_review(
         inventory,
     )
     has_budget = budget is not None and budget.height > 0
-    gap = budget_gap(fp, budget if has_budget else pl.DataFrame(schema=_EMPTY_BUDGET), gates)
+    basis = (costs or CostSettings()).cost_basis
+    closed = actuals_by_family(sales, unit_costs(products, bom, materials, routings, resources, basis), cycle_month(cycle))
+    gap = budget_gap(fp, budget if has_budget else pl.DataFrame(schema=_EMPTY_BUDGET), gates, closed, fiscal_start_month)
     rec = reconciliation(
         fp, budget, inputs.supply_plan, consensus, products, supply_exceptions, price_plan, gates, BASELINE, shortfall_mode, scenarios
     )
@@ -151,6 +157,7 @@ def run_financial_review(
         plan_bridge=plan_bridge(fp, budget, last_plan),
         reconciliation=rec,
         scenario_comparison=scenario_comparison(fp, scenarios),
+        latest_estimate=latest_estimate(gap, cycle, fiscal_start_month),
         tie_out_problems=tie_out_problems(
             fp,
             inputs.supply_plan,
@@ -185,6 +192,7 @@ def review_every_scenario(
     gates: FinancialGates,
     shortfall_mode: str,
     costs: CostSettings | None = None,
+    fiscal_start_month: int = 1,
 ) -> FinancialReview:
     """Price each scenario with its own price plan (the company's plus the scenario's
     `price_change` overlays), then compare all scenarios side by side.
@@ -203,6 +211,7 @@ def review_every_scenario(
             shortfall_mode=shortfall_mode,
             costs=costs,
             scenarios=scenarios,
+            fiscal_start_month=fiscal_start_month,
         )
 
     def stack(attr: str) -> pl.DataFrame:
@@ -229,6 +238,7 @@ def review_every_scenario(
         plan_bridge=stack("plan_bridge"),
         reconciliation=rec,
         scenario_comparison=scenario_comparison(plan, scenarios),
+        latest_estimate=stack("latest_estimate"),
         tie_out_problems=stack("tie_out_problems"),
         coverage_problems=stack("coverage_problems"),
         reconciliation_problems=reconciliation_problems(rec, gap, plan, gates, BASELINE),
