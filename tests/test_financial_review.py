@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sop_pipeline.finance.bridge import plan_bridge
+from sop_pipeline.finance.bridge import CycleDetail, plan_bridge
 from sop_pipeline.finance.budget import budget_gap
 from sop_pipeline.finance.checks import coverage_problems, reconciliation_problems, tie_out_problems
 from sop_pipeline.finance.plan import financial_plan
@@ -327,28 +327,63 @@ def test_budget_gap_by_month_and_whole_fiscal_quarters_including_closed_months()
     assert budget_gap(_plan(), budget, GATES).filter(pl.col("period") == "quarter").height == 0
 
 
-@pytest.mark.parametrize("with_last_plan", [False, True])
-def test_bridge_steps_add_up_to_the_total_change_for_both_comparisons(with_last_plan):
-    plan = _plan()
-    last = None
-    if with_last_plan:
-        # last cycle planned fewer F1 units at a lower price and more F2 units: every step moves
-        last = plan.filter(pl.col("scenario") == "baseline").with_columns(
-            pl.lit("2026-10").alias("cycle"),
-            pl.when(pl.col("family") == "F1").then(pl.col("volume") * 0.8).otherwise(pl.col("volume") * 1.3).alias("volume"),
-            pl.when(pl.col("family") == "F1").then(pl.col("revenue") * 0.7).otherwise(pl.col("revenue") * 1.2).alias("revenue"),
+def test_price_volume_mix_per_family_and_for_the_company_each_add_up():
+    bridge = plan_bridge(_plan(), BUDGET).filter(pl.col("scenario") == "baseline")
+    step = {(r["family"], r["step"]): r["value"] for r in bridge.iter_rows(named=True)}
+    # Budget: F1 540 units / 15,120 (28 each), F2 360 / 10,800 (30 each). Plan: F1 470 units
+    # (A1 100 + 100 + 120, A2 3 x 50) / 13,350; F2 360 (B1 120, B2 240) / 8,400.
+    assert step[("F1", "volume")] == pytest.approx((470 - 540) * 28.0)  # -1,960
+    assert step[("F1", "price")] == pytest.approx(13350 - 15120 + 1960)  # 190 = 470 x (13,350/470 - 28)
+    assert step[("F2", "volume")] == pytest.approx(0.0) and step[("F2", "price")] == pytest.approx(-2400.0)
+    # company: 900 units at 28.80 budget average; 830 planned
+    assert step[("ALL", "volume")] == pytest.approx((830 - 900) * 28.8)  # -2,016
+    assert step[("ALL", "mix")] == pytest.approx(470 * 28 + 360 * 30 - 25920 + 2016)  # +56: dearer F2 holds its volume
+    assert step[("ALL", "price")] == pytest.approx(21750 - (470 * 28 + 360 * 30))  # -2,210
+    for family in ("F1", "F2", "ALL"):
+        effects = sum(step[(family, s)] for s in ("volume", "mix", "price"))
+        assert effects == pytest.approx(step[(family, "end")] - step[(family, "start")])
+    assert step[("ALL", "start")] == pytest.approx(25920.0) and step[("ALL", "end")] == pytest.approx(21750.0)
+    covered = bridge.select("months_from", "months_to", "months_covered").unique().row(0)
+    assert covered == (M[0], M[2], 3)
+
+
+def test_the_bridge_from_last_cycles_plan_splits_the_change_by_driver():
+    # One month. Last cycle planned X: statistical 100, consensus 110, 10 short, so 100 shipped
+    # for 900 at last cycle's price of 9. Now X: statistical 120, consensus 125, all shipped;
+    # and N, a launch, 30. Today's prices: X 10, N 20.
+    products = pl.DataFrame({"sku": ["X", "N"], "family": ["F1", "F1"], "status": ["active", "npi"]})
+    prices = {"baseline": pl.DataFrame({"sku": ["X", "N"], "month": [M[0]] * 2, "price": [10.0, 20.0]})}
+
+    def detail(stat, cons, demand, short):
+        skus = list(stat)
+        frame = pl.DataFrame({"sku": skus, "month": [M[0]] * len(skus)})
+        return CycleDetail(
+            statistical=frame.with_columns(pl.Series("p50", [stat[k] for k in skus])),
+            consensus=frame.with_columns(pl.Series("quantity", [cons[k] for k in skus])),
+            supply_plan=frame.with_columns(
+                pl.lit("baseline").alias("scenario"),
+                pl.Series("demand", [demand[k] for k in skus]),
+                pl.Series("shortfall", [short[k] for k in skus]),
+            ),
         )
-    bridge = plan_bridge(plan, BUDGET, last)
-    expected = {"budget_to_plan", "last_cycle_to_plan"} if with_last_plan else {"budget_to_plan"}
-    assert set(bridge["comparison"].unique().to_list()) == expected
-    for (comparison, scenario), rows in bridge.group_by("comparison", "scenario"):
-        start = rows.filter(pl.col("step") == "start")["value"].sum()
-        end = rows.filter(pl.col("step") == "end")["value"].sum()
-        effects = rows.filter(pl.col("step").is_in(["volume", "mix", "price"]))
-        assert effects["value"].sum() == pytest.approx(end - start, rel=1e-12, abs=1e-9), (comparison, scenario)
-        assert all(rows.filter(pl.col("step") == s)["value"].abs().sum() > 1e-6 for s in ("volume", "mix", "price"))
-    budget_start = _row(bridge, comparison="budget_to_plan", scenario="baseline", step="start")["value"]
-    assert budget_start == pytest.approx(BUDGET["revenue"].sum())
+
+    last = detail({"X": 100.0}, {"X": 110.0}, {"X": 110.0}, {"X": 10.0})
+    this = detail({"X": 120.0, "N": 30.0}, {"X": 125.0, "N": 30.0}, {"X": 125.0, "N": 30.0}, {"X": 0.0, "N": 0.0})
+    plan = pl.DataFrame(
+        {"cycle": [CYCLE], "scenario": ["baseline"], "family": ["F1"], "month": [M[0]], "volume": [155.0], "revenue": [1850.0]}
+    )
+    last_plan = plan.with_columns(pl.lit("2026-10").alias("cycle"), pl.lit(100.0).alias("volume"), pl.lit(900.0).alias("revenue"))
+    bridge = plan_bridge(plan, None, last_plan, this, last, products, prices)
+    step = {(r["family"], r["step"]): r["value"] for r in bridge.iter_rows(named=True)}
+    assert step[("F1", "price")] == pytest.approx(100 * 10 - 900)  # last plan's units at today's prices
+    assert step[("F1", "portfolio")] == pytest.approx(30 * 20)  # the launch
+    assert step[("F1", "statistical_forecast")] == pytest.approx((120 - 100) * 10)
+    assert step[("F1", "consensus_inputs")] == pytest.approx(((125 - 120) - (110 - 100)) * 10)  # inputs add 5, were 10
+    assert step[("F1", "supply")] == pytest.approx(((125 - 125) - (100 - 110)) * 10)  # nothing short any more
+    drivers = ("statistical_forecast", "consensus_inputs", "portfolio", "price", "supply")
+    assert sum(step[("F1", s)] for s in drivers) == pytest.approx(1850 - 900)
+    assert all(step[("ALL", s)] == pytest.approx(step[("F1", s)]) for s in (*drivers, "start", "end"))
+    assert set(bridge["months_covered"].to_list()) == {1}
 
 
 def test_a_5pct_family_price_increase_shows_as_the_bridge_price_step_with_zero_volume_and_mix():
@@ -357,11 +392,11 @@ def test_a_5pct_family_price_increase_shows_as_the_bridge_price_step_with_zero_v
     budget = before.select("month", "family", "volume", "revenue", "gross_margin")
     price_plan = pl.DataFrame({"level": ["family"], "key": ["F1"], "month": [M[1]], "price_change_pct": [5.0]})
     bridge = plan_bridge(_plan(price_plan), budget).filter((pl.col("comparison") == "budget_to_plan") & (pl.col("scenario") == "baseline"))
-    steps = bridge.group_by("step").agg(pl.col("value").sum())
-    value = dict(zip(steps["step"].to_list(), steps["value"].to_list()))
+    company = {r["step"]: r["value"] for r in bridge.filter(pl.col("family") == "ALL").iter_rows(named=True)}
     f1_from_december = before.filter((pl.col("family") == "F1") & (pl.col("month") >= M[1]))["revenue"].sum()
-    assert value["price"] == pytest.approx(0.05 * f1_from_december)
-    assert value["volume"] == pytest.approx(0.0, abs=1e-9) and value["mix"] == pytest.approx(0.0, abs=1e-9)
+    assert company["price"] == pytest.approx(0.05 * f1_from_december)
+    assert company["volume"] == pytest.approx(0.0, abs=1e-9) and company["mix"] == pytest.approx(0.0, abs=1e-9)
+    assert _row(bridge, step="price", family="F1")["value"] == pytest.approx(0.05 * f1_from_december)
     assert _row(bridge, step="price", family="F2")["value"] == pytest.approx(0.0, abs=1e-9)
 
 

@@ -86,17 +86,26 @@ FINANCE_TABLES = (
     Table(
         "plan_bridge",
         "financial_review",
-        "Revenue bridges per cycle, comparison, scenario and family: volume, mix and price steps from the budget (or last "
-        "cycle's approved plan) to this plan.",
+        "Revenue bridges per cycle, comparison, scenario and family (ALL = the company): price, volume and mix from the "
+        "budget to this plan; statistical forecast, consensus inputs, portfolio, price and supply from last cycle's plan "
+        "of record to this plan.",
         ("cycle", "comparison", "scenario", "family", "step"),
         (
             CYCLE,
             text("comparison", "budget_to_plan or last_cycle_to_plan.", isin=("budget_to_plan", "last_cycle_to_plan")),
             SCENARIO,
             Col("family", "text", "Product family, or ALL for the company total."),
-            text("step", "start, volume, mix, price or end.", isin=("start", "volume", "mix", "price", "end")),
+            text(
+                "step",
+                "start, end and the effects: volume, mix, price (budget_to_plan); statistical_forecast, consensus_inputs, "
+                "portfolio, price, supply (last_cycle_to_plan).",
+                isin=("start", "volume", "mix", "price", "statistical_forecast", "consensus_inputs", "portfolio", "supply", "end"),
+            ),
             Col("step_order", "int32", "Display order of the step.", ge=0),
-            money("value", "The step's revenue effect (start and end: the revenue itself)."),
+            money("value", "The step's revenue effect (start and end: the revenue itself); a family's effects add up to end - start."),
+            Col("months_from", "date", "First month the comparison covers (both sides plan it)."),
+            Col("months_to", "date", "Last month the comparison covers."),
+            Col("months_covered", "int32", "How many months the comparison covers.", ge=0),
         ),
         computed_by="sop_pipeline.finance.bridge.plan_bridge",
     ),

@@ -27,10 +27,10 @@ class SupplyGates(StrictModel):
 class FinancialGates(StrictModel):
     # A gap is material (listed in the reconciliation, flagged in budget_gap) when it reaches
     # this share of its reference ...
-    gap_tolerance_pct: float = Field(5.0, ge=0)
+    gap_tolerance_pct: float = Field(10.0, ge=0)
     # ... and this amount in money (revenue, margin) or units (volume).
-    gap_min_amount: float = Field(25_000.0, ge=0)
-    gap_min_units: float = Field(500.0, ge=0)
+    gap_min_amount: float = Field(100_000.0, ge=0)
+    gap_min_units: float = Field(2_000.0, ge=0)
     # Tie-out tolerance: absolute amount, or this share of the value, whichever is larger.
     tie_out_tolerance: float = Field(0.01, ge=0)
     tie_out_tolerance_rel: float = Field(1.0e-9, ge=0)
