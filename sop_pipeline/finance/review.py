@@ -11,6 +11,7 @@ from sop_pipeline.finance.budget import actuals_by_family, budget_gap, latest_es
 from sop_pipeline.finance.checks import coverage_problems, reconciliation_problems, tie_out_problems
 from sop_pipeline.finance.costs import unit_costs
 from sop_pipeline.finance.plan import consensus_as_supply_plan, financial_plan
+from sop_pipeline.finance.prices import price_by_sku_month
 from sop_pipeline.finance.reconciliation import reconciliation
 from sop_pipeline.finance.scenarios import scenario_comparison
 from sop_pipeline.periods import cycle_month
@@ -183,6 +184,13 @@ def _scenario_names(inputs: FinanceInputs) -> list[str]:
 def _prices(inputs: FinanceInputs, scenarios: dict[str, Scenario], name: str) -> pl.DataFrame | None:
     months = inputs.consensus["month"].unique().sort().to_list()
     return scenario_price_plan(inputs.price_plan, scenarios.get(name, Scenario(name=name)), months)
+
+
+def scenario_prices(inputs: FinanceInputs, scenarios: dict[str, Scenario], name: str) -> pl.DataFrame:
+    """sku, month, price of scenario `name` over the consensus months: the price list the
+    financial plan valued that scenario at."""
+    months = inputs.consensus["month"].unique().sort()
+    return price_by_sku_month(inputs.products, _prices(inputs, scenarios, name), months)
 
 
 def review_every_scenario(
