@@ -26,6 +26,7 @@ import yaml
 from conftest import q, run_ok
 
 CYCLE = "2026-11"
+EARLIER = "2026-10"
 NOV, DEC = dt.date(2026, 11, 1), dt.date(2026, 12, 1)
 PRICE = {"A": 100.0, "B": 50.0}
 STANDARD = {"A": 60.0, "B": 28.0}
@@ -58,9 +59,10 @@ def _history() -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"month": pl.String, "sku": pl.String, "quantity": pl.Int64, "net_price": pl.Float64}, orient="row")
 
 
-def _company(folder: Path) -> None:
+def _company(folder: Path, cycle: str = CYCLE, b_demand: float = 100.0) -> None:
+    """The company's files as they stand at `cycle`; sales B plans `b_demand` a month."""
     folder.mkdir(parents=True, exist_ok=True)
-    horizon = _months(CYCLE, 24)
+    horizon = _months(cycle, 24)
     frames = {
         "products": pl.DataFrame(
             {
@@ -104,7 +106,7 @@ def _company(folder: Path) -> None:
             [
                 ("sales", "sku", sku, m, "override", value, "Kim Sales", "customer orders")
                 for i, m in enumerate(horizon)
-                for sku, value in (("A", 180.0 if i == 0 else 80.0), ("B", 100.0))
+                for sku, value in (("A", 180.0 if m == "2026-11" else 80.0), ("B", b_demand))
             ],
             schema={
                 "layer": pl.String,
@@ -148,6 +150,7 @@ def _models(folder: Path) -> Path:
     }
     (folder / "scenarios.yaml").write_text(yaml.safe_dump(scenarios))
     gates = yaml.safe_load((folder / "gates.yaml").read_text())
+    gates["financial_review"]["gap_tolerance_pct"] = 5
     gates["financial_review"]["gap_min_amount"] = MATERIAL_GATES
     gates["financial_review"]["gap_min_units"] = 10
     gates["demand_review"]["max_backtest_ratio_to_naive"] = 100.0  # the test is about money, not the forecast
@@ -158,10 +161,13 @@ def _models(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
+    """Cycle 2026-10, when sales planned 90 B a month, then 2026-11 with 100."""
     root = tmp_path_factory.mktemp("two_sku")
-    _company(root / "data")
     models = _models(root / "models")
     warehouse = root / "sop.duckdb"
+    _company(root / "data", EARLIER, b_demand=90.0)
+    run_ok(EARLIER, root / "data", warehouse, models_dir=str(models))
+    _company(root / "data")
     run_ok(CYCLE, root / "data", warehouse, models_dir=str(models))
     return warehouse
 
@@ -296,14 +302,54 @@ def test_a_gap_is_material_in_money_and_in_percent(tiny):
 
 def test_the_inventory_rolls_forward_in_units_and_money_and_the_checkpoint_ties_out(tiny):
     plan = _table(tiny, "financial_plan", "scenario = 'baseline'").sort("family", "month")
-    assert (plan["opening_inventory_value"] + plan["receipts_value"] - plan["cogs"]).to_list() == approx(
-        plan["inventory_value"].to_list()
-    )
+    assert (plan["opening_inventory_value"] + plan["receipts_value"] - plan["cogs"]).to_list() == approx(plan["inventory_value"].to_list())
     opening_next = plan.with_columns(pl.col("inventory_value").shift(1).over("family").alias("prev")).drop_nulls("prev")
     assert opening_next["opening_inventory_value"].to_list() == approx(opening_next["prev"].to_list())
     # the checkpoint re-checked the roll-forward (units and money) and COGS + variance = rolled-up
     check = _table(tiny, "checkpoints", "checkpoint = 'financial_plan_ties_out'")
     assert check.height == 1 and check["passed"][0], check["description"][0]
+
+
+def test_price_volume_mix_per_family_and_for_the_company_add_up_on_the_budget_bridge(tiny):
+    bridge = _table(tiny, "plan_bridge", "scenario = 'baseline' and comparison = 'budget_to_plan'")
+    step = {(r["family"], r["step"]): r["value"] for r in bridge.iter_rows(named=True)}
+    # Months both cover: Nov 2026 - Dec 2027, 14. Budget 100 units a month per family, Heat
+    # at 100, Cool at 50. Plan: Heat ships 180 + 13 x 80 = 1,220 at 100 (the November backlog
+    # ships inside the window), Cool 14 x 100 at 50.
+    assert set(bridge["months_covered"].to_list()) == {14}
+    assert step[("Heat", "volume")] == approx((1220 - 1400) * 100.0)
+    assert step[("Heat", "price")] == approx(0.0) and step[("Heat", "mix")] == approx(0.0)
+    assert step[("Cool", "volume")] == approx(0.0) and step[("Cool", "price")] == approx(0.0)
+    # company: 2,800 budget units at 75 on average, 2,620 planned, fewer of them the dearer Heat
+    assert step[("ALL", "volume")] == approx((2620 - 2800) * 75.0)
+    assert step[("ALL", "mix")] == approx(1220 * 100 + 1400 * 50 - 210000 + 13500)
+    for family in ("Heat", "Cool", "ALL"):
+        effects = sum(step[(family, s)] for s in ("volume", "mix", "price"))
+        assert effects == approx(step[(family, "end")] - step[(family, "start")])
+
+
+def test_the_bridge_from_last_cycle_splits_the_plan_change_by_driver_and_states_its_months(tiny):
+    bridge = _table(tiny, "plan_bridge", "scenario = 'baseline' and comparison = 'last_cycle_to_plan'")
+    step = {(r["family"], r["step"]): r["value"] for r in bridge.iter_rows(named=True)}
+    # Last cycle's horizon ran to 2028-09: both plans cover Nov 2026 - Sep 2028, 23 months.
+    covered = bridge.select("months_from", "months_to", "months_covered").unique().row(0)
+    assert covered == (NOV, dt.date(2028, 9, 1), 23)
+    # Sales now plans 100 B a month instead of 90: statistical forecast and consensus inputs
+    # together move Cool by 10 x 50 a month, however the forecast itself moved; A's plan did
+    # not change (its overrides are the same), so its forecast change is undone by its inputs.
+    demand = ("statistical_forecast", "consensus_inputs")
+    assert sum(step[("Cool", s)] for s in demand) == approx(23 * 10 * 50.0)
+    assert sum(step[("Heat", s)] for s in demand) == approx(0.0)
+    # same prices and portfolio in both cycles
+    for family in ("Heat", "Cool", "ALL"):
+        assert step[(family, "price")] == approx(0.0) and step[(family, "portfolio")] == approx(0.0)
+        drivers = sum(step[(family, s)] for s in (*demand, "portfolio", "price", "supply"))
+        assert drivers == approx(step[(family, "end")] - step[(family, "start")])
+    last = q(
+        tiny,
+        f"select sum(revenue) as r from planning.financial_plan where cycle = '{EARLIER}' and scenario = 'baseline' and month >= '2026-11-01'",
+    )
+    assert step[("ALL", "start")] == approx(last["r"][0])
 
 
 def _row(frame: pl.DataFrame, **keys) -> dict:
