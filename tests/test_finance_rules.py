@@ -347,7 +347,7 @@ def test_the_bridge_from_last_cycle_splits_the_plan_change_by_driver_and_states_
         assert drivers == approx(step[(family, "end")] - step[(family, "start")])
     last = q(
         tiny,
-        f"select sum(revenue) as r from planning.financial_plan where cycle = '{EARLIER}' and scenario = 'baseline' and month >= '2026-11-01'",
+        f"select sum(revenue) as r from planning.financial_plan where cycle = '{EARLIER}' and scenario = 'baseline' and month >= '{NOV}'",
     )
     assert step[("ALL", "start")] == approx(last["r"][0])
 
