@@ -282,6 +282,7 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                     pl.col("U").alias("unconstrained"),
                     pl.col("C").alias("plan"),
                     pl.col("B").alias("budget"),
+                    pl.lit(0.0).alias("variance"),
                 ),
                 fm.select(
                     "family",
@@ -291,6 +292,7 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                     pl.col("U_rev").alias("unconstrained"),
                     pl.col("C_rev").alias("plan"),
                     pl.col("B_rev").alias("budget"),
+                    pl.lit(0.0).alias("variance"),
                 ),
                 fm.select(
                     "family",
@@ -300,6 +302,7 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                     (pl.col("C_gm") - pl.col("S_gm")).alias("unconstrained"),
                     pl.col("C_gm").alias("plan"),
                     pl.col("B_gm").alias("budget"),
+                    (pl.col("material_variance") + pl.col("conversion_variance") + pl.col("overtime_cost")).alias("variance"),
                 ),
             ],
             how="vertical",
@@ -315,6 +318,14 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                 significant(pl.col("gap"), pl.col("budget"), gates)
                 | significant(pl.col("supply_gap"), pl.col("unconstrained"), gates)
                 | significant(pl.col("demand_gap"), pl.col("budget"), gates)
+                # a cost variance that moves the budgeted margin by the tolerance is a finding
+                # in itself, even where the month's gap stays below the money floor
+                | (
+                    pl.col("has_budget").fill_null(False)
+                    & significant(
+                        pl.col("variance"), pl.col("budget"), gates.model_copy(update={"gap_min_amount": gates.variance_min_amount})
+                    )
+                )
             ).alias("listed"),
         )
     )

@@ -31,6 +31,9 @@ class FinancialGates(StrictModel):
     # ... and this amount in money (revenue, margin) or units (volume).
     gap_min_amount: float = Field(100_000.0, ge=0)
     gap_min_units: float = Field(2_000.0, ge=0)
+    # A family-month's margin is also listed when its cost variance alone reaches
+    # gap_tolerance_pct of the budgeted margin and this amount.
+    variance_min_amount: float = Field(10_000.0, ge=0)
     # Tie-out tolerance: absolute amount, or this share of the value, whichever is larger.
     tie_out_tolerance: float = Field(0.01, ge=0)
     tie_out_tolerance_rel: float = Field(1.0e-9, ge=0)
