@@ -45,3 +45,24 @@ def horizon_months(cycle: str | dt.date, months: int) -> pl.Series:
 def months_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
     """Whole months from `earlier` to `later` (both month dates): 0 for the same month."""
     return (later.dt.year() * 12 + later.dt.month()) - (earlier.dt.year() * 12 + earlier.dt.month())
+
+
+def fiscal_year(month: pl.Expr, start_month: int = 1) -> pl.Expr:
+    """The fiscal year a month falls in, named by the calendar year it ends in: with a fiscal
+    year starting in April, April 2026 - March 2027 is fiscal 2027; starting in January it is
+    the calendar year."""
+    shift = 0 if start_month == 1 else 1
+    return month.dt.year() + pl.when(month.dt.month() >= start_month).then(shift).otherwise(0)
+
+
+def fiscal_quarter(month: pl.Expr, start_month: int = 1) -> pl.Expr:
+    """1-4: the fiscal quarter a month falls in (quarters of three months from the start month)."""
+    return ((month.dt.month() - start_month) % 12) // 3 + 1
+
+
+def fiscal_year_label(month: pl.Expr, start_month: int = 1) -> pl.Expr:
+    return pl.format("FY{}", fiscal_year(month, start_month))
+
+
+def fiscal_quarter_label(month: pl.Expr, start_month: int = 1) -> pl.Expr:
+    return pl.format("FY{}-Q{}", fiscal_year(month, start_month), fiscal_quarter(month, start_month))

@@ -15,8 +15,12 @@ from sop_pipeline.demo.skus import Skus
 
 def budget_frame(window: Window, fams: Families, skus: Skus, hist: History, prices: Prices) -> pl.DataFrame:
     """Last year's actuals plus a growth ambition, at last year's volume-weighted family price and
-    cost; for declining families (and those with extra ambition) this opens the gap that the S&OP
-    meeting has to talk about. Month-major rows."""
+    standard cost; for declining families (and those with extra ambition) this opens the gap that
+    the S&OP meeting has to talk about. The budget is annual: it starts in January of the cycle's
+    year (the demo's fiscal year is the calendar year), so the months already closed have a
+    budget that the latest estimate compares actuals with, and runs to the horizon's end. A
+    closed month's budget is the same month a year earlier with one year's growth. Month-major
+    rows."""
     F, fam, H = fams.count, skus.family, window.history
     Q = hist.quantity
     fam_hist = np.zeros((F, H))
@@ -25,11 +29,15 @@ def budget_frame(window: Window, fams: Families, skus: Skus, hist: History, pric
     wsum = np.bincount(fam, weights=w, minlength=F)
     avg_price = np.bincount(fam, weights=w * prices.unit_price, minlength=F) / np.maximum(wsum, 1)
     avg_cost = np.bincount(fam, weights=w * prices.unit_cost, minlength=F) / np.maximum(wsum, 1)
-    hz = np.arange(window.horizon)
-    bvol = np.round(fam_hist[:, H - 12 + hz % 12] * (1 + fams.budget_growth[:, None]) ** (1 + hz[None, :] // 12))
-    bf, bt = np.meshgrid(np.arange(F), hz, indexing="xy")  # month-major rows
+    closed = window.cycle % 12  # months of the fiscal year before the cycle month
+    hz = np.arange(-closed, window.horizon)
+    base = np.where(hz < 0, H - 12 + hz, H - 12 + hz % 12)
+    years = np.where(hz < 0, 1, 1 + hz // 12)
+    bvol = np.round(fam_hist[:, base] * (1 + fams.budget_growth[:, None]) ** years[None, :])
+    bf, bt = np.meshgrid(np.arange(F), np.arange(hz.size), indexing="xy")  # month-major rows
     bf, bt = bf.ravel(), bt.ravel()
     vol = bvol[bf, bt]
+    bt = hz[bt]
     revenue = np.round(vol * avg_price[bf], 2)
     return pl.DataFrame(
         {

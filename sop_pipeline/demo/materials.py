@@ -7,7 +7,7 @@ one or two constrained components, which is what the supply review has to plan a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -75,6 +75,7 @@ def build_materials(
     master = _material_master(rng, fams, skus.n)
     bom = _bom(rng, master, skus.family)
     prices = _unit_prices(rng, master, bom, lines)
+    master = _component_price_rise(master, fams)
     req = _requirements(demand.expected[:, H : H + 12], master, bom)
     r_avg = req.mean(axis=1)
     scap = _supplier_capacity(rng, master, req)
@@ -127,15 +128,31 @@ def _bom(rng: np.random.Generator, master: MaterialMaster, fam: np.ndarray) -> B
     return Bom(material=bmat, qty=bqty, valid=np.arange(4)[None, :] < n_bom[:, None])
 
 
+# The family whose components got dearer after its standard costs were set (index into the
+# families, the last one for companies with fewer), and by how much: the one family whose
+# rolled-up cost is off its standard on purpose, so the financial review's cost variance shows.
+PRICE_RISE_FAMILY = 3
+COMPONENT_PRICE_RISE = 0.25
+
+
 def _unit_prices(rng: np.random.Generator, master: MaterialMaster, bom: Bom, lines: Lines) -> Prices:
-    """Cost is materials plus conversion (hours x the primary line's rate) plus overhead; price
+    """Standard cost is the rolled-up cost (materials plus conversion, hours x the primary
+    line's rate) within a few percent per SKU (rounding, scrap and overhead allowances); price
     is cost over a gross-margin ratio, so margins differ by SKU but are never negative."""
     n = bom.material.shape[0]
     mat_cost_sku = (bom.qty * master.cost[bom.material] * bom.valid).sum(axis=1)
     conv_cost = lines.hours * lines.rate[lines.primary]
-    unit_cost = np.maximum(np.round((mat_cost_sku + conv_cost) * rng.uniform(1.08, 1.25, n), 2), 0.5)
+    unit_cost = np.maximum(np.round((mat_cost_sku + conv_cost) * rng.uniform(0.98, 1.04, n), 2), 0.5)
     unit_price = np.round(unit_cost / rng.uniform(0.45, 0.72, n), 2)
     return Prices(unit_cost=unit_cost, unit_price=np.maximum(unit_price, unit_cost + 0.01))
+
+
+def _component_price_rise(master: MaterialMaster, fams: Families) -> MaterialMaster:
+    """One family's components cost COMPONENT_PRICE_RISE more than when its standards were
+    set: the material master carries today's prices, the product master the old standard."""
+    f = min(PRICE_RISE_FAMILY, fams.count - 1)
+    cost = np.where(master.family == f, np.round(master.cost * (1 + COMPONENT_PRICE_RISE), 2), master.cost)
+    return replace(master, cost=cost)
 
 
 def _requirements(year: np.ndarray, master: MaterialMaster, bom: Bom) -> np.ndarray:

@@ -7,10 +7,12 @@ import polars as pl
 
 from sop_pipeline import registry
 from sop_pipeline.finance.common import ALL, as_month, significant
+from sop_pipeline.finance.costs import rolled_up_costs
 from sop_pipeline.finance.plan import sku_detail
 from sop_pipeline.finance.prices import price_by_sku_month
 from sop_pipeline.settings.gates import FinancialGates
 from sop_pipeline.settings.scenarios import BASELINE
+from sop_pipeline.settings.supply import CostSettings
 
 PROBLEM_SCHEMA = {
     "check": pl.String,
@@ -54,24 +56,33 @@ def tie_out_problems(
     resources: pl.DataFrame | None = None,
     gates: FinancialGates = FinancialGates(),
     shortfall_mode: str = "backorder",
+    costs: CostSettings | None = None,
+    cost_inputs: dict[str, pl.DataFrame | None] | None = None,
 ) -> pl.DataFrame:
     """Numbers that do not tie out; an empty frame means the financial plan adds up.
 
     Recomputed from the inputs, not from the plan: SKU units x SKU price summed to family
     (volume, revenue, unconstrained_volume, unconstrained_revenue per scenario, family and
-    month) and to the scenario total; gross_margin = revenue - cogs and cogs = material +
-    conversion + overtime on every row; the allocated overtime cost of each scenario-month
-    equals the capacity plan's overtime hours x premium. Columns: check, level, scenario,
-    family, month, measure, expected, actual, difference.
+    month) and to the scenario total; gross_margin = revenue - cogs - cost_variance -
+    lateness_cost and cost_variance = material + conversion variance + overtime on every row;
+    the allocated overtime cost of each scenario-month equals the capacity plan's overtime
+    hours x premium; cogs + cost_variance = the rolled-up cost (shipped x BOM and preferred
+    routing cost + the month's conversion and overtime variances); the inventory rolls
+    forward, opening + production + open supply - shipments = closing, in units (from the
+    supply plan and the opening stock) and in money (the plan's values, the first month's
+    opening recomputed from the stock on hand) per family and month. Columns: check, level,
+    scenario, family, month, measure, expected, actual, difference.
     """
+    costs = (costs or CostSettings()).model_copy(update={"shortfall_mode": shortfall_mode})
+    cost_inputs = cost_inputs or {}
     sp = as_month(supply_plan)
     months = pl.concat([sp.select("month"), as_month(consensus).select("month")]).unique(maintain_order=True)["month"]
     prices = price_by_sku_month(products, price_plan, months)
     sku = sku_detail(products, sp, consensus, prices, shortfall_mode).with_columns(
         (pl.col("shipped") * pl.col("price")).alias("revenue"),
-        (pl.col("consensus") * pl.col("price")).alias("unconstrained_revenue"),
+        (pl.col("demand") * pl.col("price")).alias("unconstrained_revenue"),
         pl.col("shipped").alias("volume"),
-        pl.col("consensus").alias("unconstrained_volume"),
+        pl.col("demand").alias("unconstrained_volume"),
     )
     measures = ["volume", "revenue", "unconstrained_volume", "unconstrained_revenue"]
     fp = financial_plan
@@ -93,7 +104,11 @@ def tie_out_problems(
         out.append(mismatches(joined, "units_x_price", "total", m, gates))
     out.append(
         mismatches(
-            fp.select(*keys, (pl.col("revenue") - pl.col("cogs")).alias("expected"), pl.col("gross_margin").alias("actual")),
+            fp.select(
+                *keys,
+                (pl.col("revenue") - pl.col("cogs") - pl.col("cost_variance") - pl.col("lateness_cost")).alias("expected"),
+                pl.col("gross_margin").alias("actual"),
+            ),
             "margin_identity",
             "family",
             "gross_margin",
@@ -104,15 +119,34 @@ def tie_out_problems(
         mismatches(
             fp.select(
                 *keys,
-                (pl.col("material_cost") + pl.col("conversion_cost") + pl.col("overtime_cost")).alias("expected"),
-                pl.col("cogs").alias("actual"),
+                (pl.col("material_variance") + pl.col("conversion_variance") + pl.col("overtime_cost")).alias("expected"),
+                pl.col("cost_variance").alias("actual"),
             ),
-            "cogs_identity",
+            "variance_identity",
+            "family",
+            "cost_variance",
+            gates,
+        )
+    )
+    rolled = rolled_up_costs(products, cost_inputs.get("bom"), cost_inputs.get("materials"), cost_inputs.get("routings"), resources)
+    shipped = sku.join(rolled.select("sku", "rolled_up_cost"), on="sku", how="left")
+    expected_rolled = shipped.group_by(*keys, maintain_order=True).agg(
+        (pl.col("shipped") * pl.col("rolled_up_cost")).sum().alias("at_rolled_up")
+    )
+    out.append(
+        mismatches(
+            expected_rolled.join(fp, on=keys, how="full", coalesce=True).select(
+                *keys,
+                (pl.col("at_rolled_up") + pl.col("conversion_variance") + pl.col("overtime_cost")).alias("expected"),
+                (pl.col("cogs") + pl.col("cost_variance")).alias("actual"),
+            ),
+            "cogs_plus_variance_is_rolled_up",
             "family",
             "cogs",
             gates,
         )
     )
+    out.extend(_roll_forward(sku, fp, products, cost_inputs.get("inventory"), costs, rolled, gates))
     if capacity_plan is not None and capacity_plan.height and resources is not None:
         premium = resources.select(
             "resource", (pl.col("overtime_cost_per_hour") - pl.col("cost_per_hour")).clip(lower_bound=0.0).alias("premium")
@@ -129,6 +163,63 @@ def tie_out_problems(
         )
         out.append(mismatches(joined, "overtime_allocated", "total", "overtime_cost", gates))
     return pl.concat(out, how="vertical").sort("check", "level", "scenario", "family", "month", nulls_last=True)
+
+
+def _roll_forward(sku, fp, products, inventory, costs, rolled, gates) -> list[pl.DataFrame]:
+    """Opening + production + open supply - shipments = closing, per family-month: in units from
+    the supply plan and the stock on hand, in money from the plan's values (each month's
+    opening is the previous month's closing, the first one the stock on hand at the basis)."""
+    keys = ["scenario", "family", "month"]
+    on_hand = (
+        inventory.group_by("sku").agg(pl.col("on_hand").cast(pl.Float64).sum())
+        if inventory is not None and inventory.height
+        else pl.DataFrame(schema={"sku": pl.String, "on_hand": pl.Float64})
+    )
+    basis = pl.col("unit_cost") if costs.cost_basis == "standard" else pl.col("rolled_up_cost")
+    unit = products.select("sku", pl.col("unit_cost").cast(pl.Float64)).join(rolled.select("sku", "rolled_up_cost"), on="sku", how="left")
+    unit = unit.select("sku", pl.coalesce(basis, "rolled_up_cost").alias("basis_cost"))
+    first = sku.select(pl.col("month").min()).item()
+    units = (
+        sku.join(on_hand, on="sku", how="left")
+        .with_columns(
+            pl.col("ending_inventory").shift(1).over("scenario", "sku").fill_null(pl.col("on_hand").fill_null(0.0)).alias("opening")
+        )
+        .group_by(*keys, maintain_order=True)
+        .agg(
+            (pl.col("opening") + pl.col("production") + pl.col("open_supply") - pl.col("shipped")).sum().alias("expected"),
+            pl.col("ending_inventory").sum().alias("actual"),
+        )
+    )
+    opening_value = (
+        sku.filter(pl.col("month") == first)
+        .join(on_hand, on="sku", how="left")
+        .join(unit, on="sku", how="left")
+        .group_by(*keys, maintain_order=True)
+        .agg((pl.col("on_hand").fill_null(0.0) * pl.col("basis_cost").fill_null(0.0)).sum().alias("expected"))
+    )
+    ordered = fp.sort("scenario", "family", "month")
+    money_rows = ordered.select(
+        *keys,
+        (pl.col("opening_inventory_value") + pl.col("receipts_value") - pl.col("cogs")).alias("expected"),
+        pl.col("inventory_value").alias("actual"),
+    )
+    chained = ordered.select(
+        *keys,
+        pl.col("inventory_value").shift(1).over("scenario", "family").alias("expected"),
+        pl.col("opening_inventory_value").alias("actual"),
+    ).filter(pl.col("month") != first)
+    first_open = opening_value.join(
+        ordered.filter(pl.col("month") == first).select(*keys, pl.col("opening_inventory_value").alias("actual")),
+        on=keys,
+        how="full",
+        coalesce=True,
+    )
+    return [
+        mismatches(units, "inventory_roll_forward", "family", "units", gates),
+        mismatches(money_rows, "inventory_roll_forward", "family", "inventory_value", gates),
+        mismatches(chained, "inventory_roll_forward", "family", "opening_inventory_value", gates),
+        mismatches(first_open, "opening_stock_at_cost_basis", "family", "opening_inventory_value", gates),
+    ]
 
 
 def coverage_problems(

@@ -20,7 +20,7 @@ MEASURES = ("volume", "revenue", "gross_margin")
 BRIDGE_STEPS = ("start", "volume", "mix", "price", "end")
 
 
-COMPONENTS = ("demand", "price", "cost", "supply")
+COMPONENTS = ("demand", "price", "cost", "cost_variance", "service", "supply")
 
 
 # Below this, an amount is floating-point noise, not a gap component.
@@ -43,13 +43,15 @@ def safe_div(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     return pl.when(den != 0).then(num / den).otherwise(None)
 
 
-def significant(gap: pl.Expr, reference: pl.Expr, gates: FinancialGates) -> pl.Expr:
-    """A gap worth listing: above the absolute floor and above the percentage of its reference
-    (any gap above the floor counts when the reference is zero). Null gaps are not gaps."""
+def significant(gap: pl.Expr, reference: pl.Expr, gates: FinancialGates, measure: pl.Expr | None = None) -> pl.Expr:
+    """A material gap: at least the floor of its measure (`gap_min_amount` in money for revenue
+    and margin, `gap_min_units` for volume; `measure` defaults to the frame's measure column)
+    and at least `gap_tolerance_pct` of its reference (any gap above the floor counts when the
+    reference is zero). Null gaps are not gaps."""
+    measure = pl.col("measure") if measure is None else measure
+    floor = pl.when(measure == "volume").then(pl.lit(gates.gap_min_units)).otherwise(pl.lit(gates.gap_min_amount))
     size = gap.abs()
-    return ((size > gates.gap_min_abs) & ((reference.abs() <= 0) | (size > gates.gap_tolerance_pct / 100 * reference.abs()))).fill_null(
-        False
-    )
+    return ((size >= floor) & ((reference.abs() <= 0) | (size >= gates.gap_tolerance_pct / 100 * reference.abs()))).fill_null(False)
 
 
 def quarter_label(month: pl.Expr) -> pl.Expr:

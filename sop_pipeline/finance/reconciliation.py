@@ -11,7 +11,7 @@ from sop_pipeline.finance.common import COMPONENTS, EPS, MEASURES, as_month, saf
 from sop_pipeline.finance.plan import sku_detail
 from sop_pipeline.finance.prices import price_by_sku_month
 from sop_pipeline.settings.gates import FinancialGates
-from sop_pipeline.settings.scenarios import BASELINE
+from sop_pipeline.settings.scenarios import BASELINE, Scenario
 
 SUPPLY_CAUSES = {
     "capacity": "capacity",
@@ -74,6 +74,7 @@ def reconciliation(
     gates: FinancialGates = FinancialGates(),
     scenario: str = BASELINE,
     shortfall_mode: str = "backorder",
+    scenarios: dict[str, Scenario] | None = None,
 ) -> pl.DataFrame:
     """planning.reconciliation: every gap between demand, supply and budget, split by cause.
 
@@ -88,20 +89,27 @@ def reconciliation(
     * demand: U x pB - B$ for revenue, U - B for volume, U x (pB - cB) - budget margin for
       margin; cause 'demand_below_budget' or 'demand_above_budget' (by U vs B).
     * price: U$ - U x pB (revenue and margin): prices (and SKU mix) differ from the budget's.
-    * cost: -(C cogs - C x cB) (margin only): standard cost and overtime premium vs the
-      budget's unit cost.
+    * cost: -(C cogs - C x cB) (margin only): cogs at the cost basis against the budget's
+      unit cost; with both at standard cost only the SKU mix inside the family is left.
+    * cost_variance: -(the plan's cost variance) (margin only), one row per driver:
+      'material_price' (BOM at today's material prices vs the standard), 'conversion'
+      (alternate routings' extra hours), 'overtime' (the premium); the rolled-up cost is the
+      basis plus these.
+    * service: -(lateness_cost) (margin only): 'late_delivery' (backorders) or 'lost_sales'.
     * supply: plan - unconstrained, SKU by SKU (units x price; margin at price - cB), split by
       the supply exception of the SKU-month: 'capacity' or 'material' with the binding
       constraint as driver, 'supply_cost_tradeoff' or 'supply_mix' when nothing binds,
       'supply_shortfall' when no exception says why, 'backlog_recovery' for backlog shipped
-      late, 'scenario_demand' where the scenario plans a demand other than the consensus.
+      late.
 
-    Levers, on every row: overtime_hours and overtime_cost already in the family-month's plan.
-    On supply rows that pull the plan down (amount < 0): the scenario whose plan of the
-    family-month-measure is highest above this one's (lever_closes, in the measure's unit; it
-    may exceed the row's amount) and its extra COGS for the family-month (lever_extra_cogs);
-    null when no scenario does better. Scenarios are supply levers: a demand gap's levers are
-    commercial, for the meeting to name.
+    Levers, on every row: overtime_hours and overtime_cost already in the family-month's plan
+    (and the conversion variance of alternate routings in the cost_variance rows). On supply
+    rows that pull the plan down (amount < 0): the lever scenario (kind 'lever' in
+    `models/scenarios.yaml`; risks and opportunities are exposure, never levers) whose plan of
+    the family-month-measure is highest above this one's (lever_closes, in the measure's
+    unit; it may exceed the row's amount) and its extra COGS and cost variance for the
+    family-month (lever_extra_cogs); null when no lever does better. A demand gap's levers
+    are commercial, for the meeting to name.
     """
     plan = financial_plan.filter(pl.col("scenario") == scenario)
     label = plan["cycle"][0] if plan.height else None
@@ -119,11 +127,13 @@ def reconciliation(
     components = pl.concat(
         [
             side.select("family", "month", "measure", "component", "cause", "driver", "amount"),
+            _cost_components(fm, shortfall_mode).select("family", "month", "measure", "component", "cause", "driver", "amount"),
             supply.select("family", "month", "measure", "component", "cause", "driver", "amount"),
         ],
         how="vertical",
     )
-    lever = _levers(financial_plan, plan, scenario)
+    levers = [name for name, sc in (scenarios or {}).items() if sc.kind == "lever" and name != scenario]
+    lever = _levers(financial_plan.filter(pl.col("scenario").is_in(levers) | (pl.col("scenario") == scenario)), plan, scenario)
     pulls_down = (pl.col("component") == "supply") & (pl.col("amount") < 0)
     order_measure = {m: i for i, m in enumerate(MEASURES)}
     order_component = {c: i for i, c in enumerate(COMPONENTS)}
@@ -166,6 +176,9 @@ def _family_views(plan: pl.DataFrame, budget: pl.DataFrame | None) -> pl.DataFra
         pl.col("unconstrained_revenue").alias("U_rev"),
         "overtime_hours",
         "overtime_cost",
+        "material_variance",
+        "conversion_variance",
+        "lateness_cost",
     )
     if budget is not None and budget.height:
         bud = budget_by_family_month(budget)
@@ -190,7 +203,19 @@ def _family_views(plan: pl.DataFrame, budget: pl.DataFrame | None) -> pl.DataFra
         )
     has_budget = pl.col("has_budget").fill_null(False)
     fm = fm.with_columns(
-        pl.col("C", "C_rev", "C_cogs", "C_gm", "U", "U_rev", "overtime_hours", "overtime_cost").fill_null(0.0),
+        pl.col(
+            "C",
+            "C_rev",
+            "C_cogs",
+            "C_gm",
+            "U",
+            "U_rev",
+            "overtime_hours",
+            "overtime_cost",
+            "material_variance",
+            "conversion_variance",
+            "lateness_cost",
+        ).fill_null(0.0),
         *[pl.when(has_budget).then(pl.col(c).fill_null(0.0)).alias(c) for c in ("B", "B_rev", "B_cogs", "B_gm")],
     ).with_columns(
         pl.when(pl.col("B") > 0)
@@ -229,18 +254,8 @@ def _supply_components(fm, products, supply_plan, consensus, supply_exceptions, 
         pl.when(late < 0).then(pl.col("ex_cause").fill_null("supply_shortfall")).otherwise(pl.lit("backlog_recovery")).alias("cause"),
         pl.when(late < 0).then(pl.col("ex_driver")).otherwise(None).alias("driver"),
     )
-    demand_rows = detail.select(
-        "family",
-        "month",
-        "price",
-        "cB",
-        (pl.col("demand") - pl.col("consensus")).alias("d"),
-        pl.lit("scenario_demand").alias("cause"),
-        pl.lit(None, dtype=pl.String).alias("driver"),
-    )
     supply = (
-        pl.concat([short_rows, demand_rows.select(short_rows.columns)], how="vertical")
-        .filter(pl.col("d").abs() > EPS)
+        short_rows.filter(pl.col("d").abs() > EPS)
         .sort("family", "month", "cause", "driver", nulls_last=True)
         .group_by("family", "month", "cause", "driver", maintain_order=True)
         .agg(
@@ -267,6 +282,7 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                     pl.col("U").alias("unconstrained"),
                     pl.col("C").alias("plan"),
                     pl.col("B").alias("budget"),
+                    pl.lit(0.0).alias("variance"),
                 ),
                 fm.select(
                     "family",
@@ -276,6 +292,7 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                     pl.col("U_rev").alias("unconstrained"),
                     pl.col("C_rev").alias("plan"),
                     pl.col("B_rev").alias("budget"),
+                    pl.lit(0.0).alias("variance"),
                 ),
                 fm.select(
                     "family",
@@ -285,6 +302,7 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                     (pl.col("C_gm") - pl.col("S_gm")).alias("unconstrained"),
                     pl.col("C_gm").alias("plan"),
                     pl.col("B_gm").alias("budget"),
+                    (pl.col("material_variance") + pl.col("conversion_variance") + pl.col("overtime_cost")).alias("variance"),
                 ),
             ],
             how="vertical",
@@ -300,8 +318,45 @@ def _views(fm: pl.DataFrame, gates: FinancialGates) -> pl.DataFrame:
                 significant(pl.col("gap"), pl.col("budget"), gates)
                 | significant(pl.col("supply_gap"), pl.col("unconstrained"), gates)
                 | significant(pl.col("demand_gap"), pl.col("budget"), gates)
+                # a cost variance that moves the budgeted margin by the tolerance is a finding
+                # in itself, even where the month's gap stays below the money floor
+                | (
+                    pl.col("has_budget").fill_null(False)
+                    & significant(
+                        pl.col("variance"), pl.col("budget"), gates.model_copy(update={"gap_min_amount": gates.variance_min_amount})
+                    )
+                )
             ).alias("listed"),
         )
+    )
+
+
+def _cost_components(fm: pl.DataFrame, shortfall_mode: str) -> pl.DataFrame:
+    """The cost variance by driver and the cost of late units: margin the plan loses to costs
+    above the cost basis and to service, in the months the budget covers (they are parts of
+    plan - budget; without a budget the listed gap is plan - unconstrained, which they are not)."""
+    late = "lost_sales" if shortfall_mode == "lost_sales" else "late_delivery"
+    parts = [
+        ("cost_variance", "material_price", "BOM at material master prices vs the cost basis", "material_variance"),
+        ("cost_variance", "conversion", "alternate routings: load hours x rate vs the preferred routing", "conversion_variance"),
+        ("cost_variance", "overtime", "overtime premium over the regular rate", "overtime_cost"),
+        ("service", late, "late units x the late cost of models/supply.yaml", "lateness_cost"),
+    ]
+    budgeted = fm.filter(pl.col("has_budget").fill_null(False))
+    return pl.concat(
+        [
+            budgeted.select(
+                "family",
+                "month",
+                pl.lit("gross_margin").alias("measure"),
+                pl.lit(component).alias("component"),
+                pl.lit(cause).alias("cause"),
+                pl.lit(driver).alias("driver"),
+                (-pl.col(column)).alias("amount"),
+            )
+            for component, cause, driver, column in parts
+        ],
+        how="vertical",
     )
 
 
@@ -368,7 +423,10 @@ def _budget_components(fm: pl.DataFrame) -> pl.DataFrame:
 def _levers(financial_plan: pl.DataFrame, plan: pl.DataFrame, scenario: str) -> pl.DataFrame:
     """Per family, month and measure: the scenario that adds most to this one, and what it costs."""
     others = financial_plan.filter(pl.col("scenario") != scenario)
-    base_vals = plan.select("family", "month", pl.col("cogs").alias("base_cogs"), *[pl.col(m).alias(f"base_{m}") for m in MEASURES])
+    base_vals = plan.select(
+        "family", "month", (pl.col("cogs") + pl.col("cost_variance")).alias("base_cogs"), *[pl.col(m).alias(f"base_{m}") for m in MEASURES]
+    )
+    others = others.with_columns((pl.col("cogs") + pl.col("cost_variance")).alias("cogs"))
     return (
         pl.concat(
             [others.select("scenario", "family", "month", "cogs", pl.lit(m).alias("measure"), pl.col(m).alias("value")) for m in MEASURES],

@@ -7,17 +7,21 @@ from dataclasses import dataclass, fields, replace
 import polars as pl
 
 from sop_pipeline.finance.bridge import plan_bridge
-from sop_pipeline.finance.budget import budget_gap
+from sop_pipeline.finance.budget import actuals_by_family, budget_gap, latest_estimate
 from sop_pipeline.finance.checks import coverage_problems, reconciliation_problems, tie_out_problems
+from sop_pipeline.finance.costs import unit_costs
 from sop_pipeline.finance.plan import consensus_as_supply_plan, financial_plan
+from sop_pipeline.finance.prices import price_by_sku_month
 from sop_pipeline.finance.reconciliation import reconciliation
 from sop_pipeline.finance.scenarios import scenario_comparison
+from sop_pipeline.periods import cycle_month
 from sop_pipeline.settings.gates import FinancialGates
 from sop_pipeline.settings.scenarios import BASELINE, Scenario
+from sop_pipeline.settings.supply import CostSettings
 from sop_pipeline.supply.scenarios import scenario_price_plan
 
 # Frames that carry a scenario column: a scenario's review sees only its own rows of them.
-_PER_SCENARIO = ("supply_plan", "capacity_plan", "supply_exceptions")
+_PER_SCENARIO = ("supply_plan", "capacity_plan", "supply_exceptions", "production_plan")
 _EMPTY_BUDGET = {
     "month": pl.Date,
     "family": pl.String,
@@ -45,6 +49,9 @@ class FinanceInputs:
     supply_exceptions: pl.DataFrame | None = None
     price_plan: pl.DataFrame | None = None
     last_plan: pl.DataFrame | None = None
+    production_plan: pl.DataFrame | None = None
+    inventory: pl.DataFrame | None = None
+    sales: pl.DataFrame | None = None
 
     def for_scenario(self, name: str) -> FinanceInputs:
         return replace(
@@ -70,6 +77,7 @@ class FinancialReview:
     plan_bridge: pl.DataFrame
     reconciliation: pl.DataFrame
     scenario_comparison: pl.DataFrame
+    latest_estimate: pl.DataFrame
     tie_out_problems: pl.DataFrame
     coverage_problems: pl.DataFrame
     reconciliation_problems: pl.DataFrame
@@ -93,8 +101,14 @@ def run_financial_review(
     supply_exceptions: pl.DataFrame | None = None,
     price_plan: pl.DataFrame | None = None,
     last_plan: pl.DataFrame | None = None,
+    production_plan: pl.DataFrame | None = None,
+    inventory: pl.DataFrame | None = None,
+    sales: pl.DataFrame | None = None,
     gates: FinancialGates = FinancialGates(),
     shortfall_mode: str = "backorder",
+    costs: CostSettings | None = None,
+    scenarios: dict[str, Scenario] | None = None,
+    fiscal_start_month: int = 1,
 ) -> FinancialReview:
     """Every table of the financial review and its checks, for one set of prices (the
     baseline's). Without a supply plan the consensus is priced as the baseline plan."""
@@ -111,6 +125,9 @@ def run_financial_review(
         supply_exceptions,
         price_plan,
         last_plan,
+        production_plan,
+        inventory,
+        sales,
     ).priced(cycle)
     fp = financial_plan(
         cycle,
@@ -124,20 +141,36 @@ def run_financial_review(
         capacity_plan,
         price_plan,
         shortfall_mode,
+        costs,
+        production_plan,
+        inventory,
     )
     has_budget = budget is not None and budget.height > 0
-    gap = budget_gap(fp, budget if has_budget else pl.DataFrame(schema=_EMPTY_BUDGET), gates)
+    basis = (costs or CostSettings()).cost_basis
+    closed = actuals_by_family(sales, unit_costs(products, bom, materials, routings, resources, basis), cycle_month(cycle))
+    gap = budget_gap(fp, budget if has_budget else pl.DataFrame(schema=_EMPTY_BUDGET), gates, closed, fiscal_start_month)
     rec = reconciliation(
-        fp, budget, inputs.supply_plan, consensus, products, supply_exceptions, price_plan, gates, BASELINE, shortfall_mode
+        fp, budget, inputs.supply_plan, consensus, products, supply_exceptions, price_plan, gates, BASELINE, shortfall_mode, scenarios
     )
     return FinancialReview(
         financial_plan=fp,
         budget_gap=gap,
         plan_bridge=plan_bridge(fp, budget, last_plan),
         reconciliation=rec,
-        scenario_comparison=scenario_comparison(fp),
+        scenario_comparison=scenario_comparison(fp, scenarios),
+        latest_estimate=latest_estimate(gap, cycle, fiscal_start_month),
         tie_out_problems=tie_out_problems(
-            fp, inputs.supply_plan, consensus, products, price_plan, capacity_plan, resources, gates, shortfall_mode
+            fp,
+            inputs.supply_plan,
+            consensus,
+            products,
+            price_plan,
+            capacity_plan,
+            resources,
+            gates,
+            shortfall_mode,
+            costs,
+            {"bom": bom, "materials": materials, "routings": routings, "production_plan": production_plan, "inventory": inventory},
         ),
         coverage_problems=coverage_problems(fp, inputs.supply_plan, consensus, products),
         reconciliation_problems=reconciliation_problems(rec, gap, fp, gates, BASELINE),
@@ -153,8 +186,21 @@ def _prices(inputs: FinanceInputs, scenarios: dict[str, Scenario], name: str) ->
     return scenario_price_plan(inputs.price_plan, scenarios.get(name, Scenario(name=name)), months)
 
 
+def scenario_prices(inputs: FinanceInputs, scenarios: dict[str, Scenario], name: str) -> pl.DataFrame:
+    """sku, month, price of scenario `name` over the consensus months: the price list the
+    financial plan valued that scenario at."""
+    months = inputs.consensus["month"].unique().sort()
+    return price_by_sku_month(inputs.products, _prices(inputs, scenarios, name), months)
+
+
 def review_every_scenario(
-    cycle: str, inputs: FinanceInputs, scenarios: dict[str, Scenario], gates: FinancialGates, shortfall_mode: str
+    cycle: str,
+    inputs: FinanceInputs,
+    scenarios: dict[str, Scenario],
+    gates: FinancialGates,
+    shortfall_mode: str,
+    costs: CostSettings | None = None,
+    fiscal_start_month: int = 1,
 ) -> FinancialReview:
     """Price each scenario with its own price plan (the company's plus the scenario's
     `price_change` overlays), then compare all scenarios side by side.
@@ -167,7 +213,13 @@ def review_every_scenario(
     for name in _scenario_names(inputs):
         only = inputs.for_scenario(name)
         reviews[name] = run_financial_review(
-            cycle, **{**only.as_kwargs(), "price_plan": _prices(inputs, scenarios, name)}, gates=gates, shortfall_mode=shortfall_mode
+            cycle,
+            **{**only.as_kwargs(), "price_plan": _prices(inputs, scenarios, name)},
+            gates=gates,
+            shortfall_mode=shortfall_mode,
+            costs=costs,
+            scenarios=scenarios,
+            fiscal_start_month=fiscal_start_month,
         )
 
     def stack(attr: str) -> pl.DataFrame:
@@ -186,13 +238,15 @@ def review_every_scenario(
         gates,
         BASELINE,
         shortfall_mode,
+        scenarios,
     )
     return FinancialReview(
         financial_plan=plan,
         budget_gap=gap,
         plan_bridge=stack("plan_bridge"),
         reconciliation=rec,
-        scenario_comparison=scenario_comparison(plan),
+        scenario_comparison=scenario_comparison(plan, scenarios),
+        latest_estimate=stack("latest_estimate"),
         tie_out_problems=stack("tie_out_problems"),
         coverage_problems=stack("coverage_problems"),
         reconciliation_problems=reconciliation_problems(rec, gap, plan, gates, BASELINE),
@@ -208,6 +262,7 @@ def checkpoint_problems(
     scenarios: dict[str, Scenario],
     gates: FinancialGates,
     shortfall_mode: str,
+    costs: CostSettings | None = None,
 ) -> dict[str, pl.DataFrame]:
     """The financial checkpoint re-checked from stored tables: per scenario (with its own
     prices) the tie-out and coverage, and the baseline's reconciliation."""
@@ -227,6 +282,14 @@ def checkpoint_problems(
                 only.resources,
                 gates,
                 shortfall_mode,
+                costs,
+                {
+                    "bom": only.bom,
+                    "materials": only.materials,
+                    "routings": only.routings,
+                    "production_plan": only.production_plan,
+                    "inventory": only.inventory,
+                },
             )
         )
         cover.append(coverage_problems(fp, only.supply_plan, only.consensus, only.products))

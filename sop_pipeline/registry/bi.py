@@ -207,7 +207,8 @@ def bi_views() -> tuple[View, ...]:
             "budget_gap",
             "budget_gap",
             "Plan against the budget (annual operating plan) per cycle, scenario, family, month and measure. Company "
-            "totals are sums over families; quarters are in bi.budget_gap_by_quarter.",
+            "totals are sums over families; fiscal quarters and years are in bi.budget_gap_by_quarter and "
+            "bi.budget_gap_by_fiscal_year.",
             where="period = 'month' and family <> 'ALL'",
             drop=("period", "period_label"),
             replace={"family": FAMILY},
@@ -216,10 +217,27 @@ def bi_views() -> tuple[View, ...]:
         _over(
             "budget_gap_by_quarter",
             "budget_gap",
-            "Plan against the budget per cycle, scenario, family, quarter and measure (the months of bi.budget_gap added up by quarter).",
+            "Plan against the budget per cycle, scenario, family, fiscal quarter and measure; whole quarters, their "
+            "closed months at actuals (actual_months says how many).",
             where="period = 'quarter' and family <> 'ALL'",
             drop=("period", "month"),
-            replace={"family": FAMILY, "period_label": Col("period_label", "text", "The quarter, e.g. 2026-Q4.")},
+            replace={"family": FAMILY, "period_label": Col("period_label", "text", "The fiscal quarter, e.g. FY2026-Q4.")},
+        ),
+        _over(
+            "budget_gap_by_fiscal_year",
+            "budget_gap",
+            "Plan against the budget per cycle, scenario, family, fiscal year and measure; closed months at actuals.",
+            where="period = 'fiscal_year' and family <> 'ALL'",
+            drop=("period", "month"),
+            replace={"family": FAMILY, "period_label": Col("period_label", "text", "The fiscal year, e.g. FY2026.")},
+        ),
+        _over(
+            "latest_estimate",
+            "latest_estimate",
+            "The fiscal year's latest estimate (actuals to date + plan for the rest) against the annual budget, per cycle, "
+            "scenario, family and measure; the company's is the sum over families.",
+            where="family <> 'ALL'",
+            replace={"family": FAMILY},
         ),
         _over(
             "forecast_accuracy",

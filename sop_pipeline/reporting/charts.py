@@ -160,10 +160,10 @@ def revenue_margin_chart(financial_plan: pl.DataFrame, budget: pl.DataFrame | No
 
 
 def bridge_chart(plan_bridge: pl.DataFrame, comparison: str = "budget_to_plan", scenario: str = BASELINE) -> Figure:
-    """The revenue bridge as a waterfall, start -> volume -> mix -> price -> end (money; effects
-    summed over families; green raises revenue, red lowers it)."""
+    """The company's revenue bridge as a waterfall, start -> effects -> end (money, the `ALL` rows;
+    green raises revenue, red lowers it)."""
     steps = (
-        plan_bridge.filter((pl.col("comparison") == comparison) & (pl.col("scenario") == scenario))
+        plan_bridge.filter((pl.col("comparison") == comparison) & (pl.col("scenario") == scenario) & (pl.col("family") == "ALL"))
         .group_by("step", "step_order", maintain_order=True)
         .agg(pl.col("value").sum())
         .sort("step_order")

@@ -25,10 +25,15 @@ class SupplyGates(StrictModel):
 
 
 class FinancialGates(StrictModel):
-    # A gap is listed in the reconciliation above this share of its reference ...
-    gap_tolerance_pct: float = Field(5.0, ge=0)
-    # ... and this absolute amount (units for volume, money for revenue and margin).
-    gap_min_abs: float = Field(1.0, ge=0)
+    # A gap is material (listed in the reconciliation, flagged in budget_gap) when it reaches
+    # this share of its reference ...
+    gap_tolerance_pct: float = Field(10.0, ge=0)
+    # ... and this amount in money (revenue, margin) or units (volume).
+    gap_min_amount: float = Field(100_000.0, ge=0)
+    gap_min_units: float = Field(2_000.0, ge=0)
+    # A family-month's margin is also listed when its cost variance alone reaches
+    # gap_tolerance_pct of the budgeted margin and this amount.
+    variance_min_amount: float = Field(10_000.0, ge=0)
     # Tie-out tolerance: absolute amount, or this share of the value, whichever is larger.
     tie_out_tolerance: float = Field(0.01, ge=0)
     tie_out_tolerance_rel: float = Field(1.0e-9, ge=0)

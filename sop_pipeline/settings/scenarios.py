@@ -78,14 +78,30 @@ Overlay = Annotated[Union[DemandChange, PriceChange, CapacityChange, LeadTimeCha
 OVERLAY_KINDS = ("demand_change", "capacity_change", "lead_time_change", "price_change")
 
 
+# risk: something that may happen to us (exposure, never a lever); opportunity: upside the
+# business may win; lever: an option management can decide to take (the reconciliation
+# proposes only these to close a gap, with their cost).
+SCENARIO_KINDS = ("risk", "opportunity", "lever")
+ScenarioKind = Literal["baseline", "risk", "opportunity", "lever"]
+
+
 class Scenario(StrictModel):
     name: str = ""
+    kind: ScenarioKind = "risk"
     description: str = ""
     overlays: tuple[Overlay, ...] = ()
 
 
+class _FileScenario(Scenario):
+    """A scenario as written in the file: kind and description are required there, so the
+    meeting always knows whether a what-if is a threat, an upside or a decision."""
+
+    kind: Literal["risk", "opportunity", "lever"]
+    description: str = Field(min_length=1)
+
+
 class ScenarioFile(StrictModel):
-    scenarios: dict[str, Scenario] = {}
+    scenarios: dict[str, _FileScenario] = {}
 
     @model_validator(mode="after")
     def _baseline_is_reserved(self):
@@ -95,7 +111,7 @@ class ScenarioFile(StrictModel):
 
     def named(self) -> dict[str, Scenario]:
         """Every scenario by name, `baseline` first (empty: the consensus against today's supply)."""
-        named = {BASELINE: Scenario(name=BASELINE, description="The consensus demand against today's supply base.")}
+        named = {BASELINE: Scenario(name=BASELINE, kind="baseline", description="The consensus demand against today's supply base.")}
         for name, scenario in self.scenarios.items():
-            named[name] = scenario.model_copy(update={"name": name})
+            named[name] = Scenario(**{**scenario.model_dump(exclude={"overlays"}), "overlays": scenario.overlays, "name": name})
         return named

@@ -46,10 +46,23 @@ class InventoryTargetSettings(StrictModel):
 
 
 class CostSettings(StrictModel):
+    """Money per unit that the LP minimises and the financial plan books: one set of figures.
+
+    A late unit costs `late_cost_rate_per_month` x max(unit price, unit cost) per month it is in
+    backlog (backorders: expedite freight, penalty clauses, discounts); a lost unit (lost sales)
+    loses its revenue plus `lost_sale_cost_rate` x max(unit price, unit cost). The LP adds the
+    revenue the horizon loses (a lost unit, or a backlog still open in the last month) to its
+    cost, so minimising cost is maximising margin with the same prices and costs as finance.
+    """
+
+    # standard: COGS and inventory at the product master's unit_cost (what finance books);
+    # rolled_up: at BOM x material cost + preferred routing hours x rate.
+    cost_basis: Literal["standard", "rolled_up"] = "standard"
     shortfall_mode: Literal["backorder", "lost_sales"] = "backorder"
-    shortfall_penalty_factor: float = Field(1.5, ge=0)
+    late_cost_rate_per_month: float = Field(0.5, ge=0)
+    lost_sale_cost_rate: float = Field(0.5, ge=0)
     below_target_penalty_factor: float = Field(0.25, ge=0)
-    end_target_penalty_factor: float = Field(1.5, ge=0)
+    end_target_penalty_factor: float = Field(1.25, ge=0)
     holding_rate_per_month: float = Field(0.015, ge=0)
     material_holding_rate_per_month: float = Field(0.01, ge=0)
 
@@ -57,6 +70,16 @@ class CostSettings(StrictModel):
     def _targets_are_worth_holding(self):
         if self.holding_rate_per_month >= self.below_target_penalty_factor:
             raise ValueError("below_target_penalty_factor must exceed holding_rate_per_month, or targets are never held")
+        if self.late_cost_rate_per_month <= self.below_target_penalty_factor:
+            raise ValueError(
+                "late_cost_rate_per_month must exceed below_target_penalty_factor: safety stock exists to serve demand, "
+                "so a late unit must cost more than a unit of stock below target"
+            )
+        if self.end_target_penalty_factor >= 1 + min(self.late_cost_rate_per_month, self.lost_sale_cost_rate):
+            raise ValueError(
+                "end_target_penalty_factor must stay below 1 + late_cost_rate_per_month (and 1 + lost_sale_cost_rate): "
+                "otherwise the last month's plan prefers missing demand to ending below target"
+            )
         return self
 
 

@@ -10,7 +10,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from sop_pipeline.settings.supply import SupplySettings
-from sop_pipeline.supply.common import QTY_TOL
+from sop_pipeline.supply.common import QTY_TOL, shortfall_cost
 from sop_pipeline.supply.company import Company, own_supply_projection, unconstrained_requirement
 
 
@@ -156,6 +156,7 @@ def _item_rates(c: Company, item_of_sku: np.ndarray, G: int, settings: SupplySet
     and the standard cost (for items made without a routing)."""
     total_demand = (c.D.sum(axis=1) + 1e-9)[:, None]
     zeros = np.zeros((G, 1))
+    T = c.D.shape[1]
     base = np.maximum(c.price, c.cost)
     costs = settings.costs
 
@@ -164,7 +165,7 @@ def _item_rates(c: Company, item_of_sku: np.ndarray, G: int, settings: SupplySet
 
     return {
         "hold": per_item(costs.holding_rate_per_month * c.cost),
-        "penalty": per_item(costs.shortfall_penalty_factor * base),
+        "penalty": _weighted(item_of_sku, G, shortfall_cost(c.price, c.cost, T, costs), total_demand, np.zeros((G, T))),
         "below": per_item(costs.below_target_penalty_factor * c.cost),
         "end_below": per_item(costs.end_target_penalty_factor * base),
         "avg_cost": _weighted(item_of_sku, G, c.cost[:, None], total_demand, zeros),

@@ -179,7 +179,7 @@ def _costs(c: Company, it: Items, lay: _Layout, settings: SupplySettings) -> tup
             (it.noroute + ample_cost).ravel(),
             np.repeat(it.hold, T),
             below.ravel() - np.repeat(it.hold, T),
-            np.repeat(it.penalty, T),
+            it.penalty.ravel(),
             np.repeat(premium, T),
             np.repeat(c.mcost[mats_in], T),
             np.repeat(settings.costs.material_holding_rate_per_month * c.mcost[mats_in], T),

@@ -15,6 +15,7 @@ from sop_pipeline import registry
 from sop_pipeline.periods import cycle_label
 from sop_pipeline.settings.scenarios import BASELINE
 from sop_pipeline.settings.supply import SupplySettings
+from sop_pipeline.supply.common import shortfall_cost
 from sop_pipeline.supply.company import Company, build_company
 from sop_pipeline.supply.diagnose import bottlenecks, exceptions
 from sop_pipeline.supply.disaggregate import disaggregate
@@ -244,7 +245,7 @@ def _plan_cost(c: Company, settings: SupplySettings, d: Mapping[str, np.ndarray]
             (d["inventory"] * (settings.costs.holding_rate_per_month * c.cost)[:, None]).sum()
             + (d["material_stock"] * (settings.costs.material_holding_rate_per_month * c.mcost)[:, None]).sum()
         ),
-        "shortfall_penalty": float((d["shortfall"] * (settings.costs.shortfall_penalty_factor * base)[:, None]).sum()),
+        "shortfall_penalty": float((d["shortfall"] * shortfall_cost(c.price, c.cost, c.D.shape[1], settings.costs)).sum()),
         "below_target_penalty": float((np.maximum(c.TGT - d["inventory"], 0) * below_rate).sum()),
     }
     costs["total"] = sum(costs.values())
