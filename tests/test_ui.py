@@ -158,7 +158,7 @@ def ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     cycle = dt.date.today().strftime("%Y-%m")  # "Latest" in the launch dialog is the current month
     data, warehouse, home = root / "data", root / "wh" / "sop.duckdb", root / "dagster_home"
-    write_demo_company(data, skus=12, seed=11, cycle=cycle)
+    write_demo_company(data, skus=20, seed=11, cycle=cycle)
     env = {**os.environ, "DAGSTER_HOME": str(home), "SOP_DATA_DIR": str(data), "SOP_WAREHOUSE": str(warehouse)}
     bin_dir = Path(sys.executable).parent
     command = [str(bin_dir / "sop"), "run", "--cycle", cycle]
