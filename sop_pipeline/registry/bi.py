@@ -69,6 +69,12 @@ def bi_views() -> tuple[View, ...]:
             "and marketing inputs layered on, with an 80% band.",
         ),
         _over(
+            "family_forecast",
+            "family_forecast",
+            "Statistical forecast per cycle, family (ALL = total) and month: p50 the sum of the SKUs', p10/p90 the "
+            "family's own calibrated 80% band (use these, not sums of SKU bands, for family risk).",
+        ),
+        _over(
             "supply_plan",
             "supply_plan",
             "Constrained supply plan per cycle, scenario, SKU and month: what is made, what is in stock, what cannot be delivered.",
