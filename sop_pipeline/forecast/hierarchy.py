@@ -96,7 +96,9 @@ def _family_scales(history: pl.DataFrame, fam: pl.DataFrame, names: list[str], m
         .agg(pl.col("quantity"))
     )
     have = {r["family"]: _mase_scale(np.asarray(r["quantity"], dtype=float), m) for r in monthly.iter_rows(named=True)}
-    return pl.DataFrame({"family": names, "scale": [float(have.get(nm, 0.0)) for nm in names]}, schema={"family": pl.String, "scale": pl.Float64})
+    return pl.DataFrame(
+        {"family": names, "scale": [float(have.get(nm, 0.0)) for nm in names]}, schema={"family": pl.String, "scale": pl.Float64}
+    )
 
 
 def _residuals(bt: pl.DataFrame, scale: pl.DataFrame) -> pl.DataFrame:
@@ -121,7 +123,11 @@ def _left_out_bands(
     for origin in res["origin"].unique().sort().to_list():
         test = res.filter(pl.col("origin") == origin)
         train = res.filter(pl.col("origin") != origin)
-        lo, hi = _widths(train["r"].to_numpy(), train["horizon_step"].to_numpy(), settings, width) if train.height >= settings.quantiles.min_points else full
+        lo, hi = (
+            _widths(train["r"].to_numpy(), train["horizon_step"].to_numpy(), settings, width)
+            if train.height >= settings.quantiles.min_points
+            else full
+        )
         if lo.shape[0] < width:
             lo, hi = np.resize(lo, width), np.resize(hi, width)
         s_ = test["horizon_step"].to_numpy() - 1

@@ -94,7 +94,13 @@ def _inverse_error_weights(err: np.ndarray, power: float) -> np.ndarray:
 
 
 def _with_ensemble(
-    final: np.ndarray, bt: np.ndarray, usable: np.ndarray, settings: ForecastSettings, act: np.ndarray, scale: np.ndarray, origins: np.ndarray
+    final: np.ndarray,
+    bt: np.ndarray,
+    usable: np.ndarray,
+    settings: ForecastSettings,
+    act: np.ndarray,
+    scale: np.ndarray,
+    origins: np.ndarray,
 ) -> _Candidates:
     names = list(settings.candidates)
     mem = np.array([nm in settings.ensemble_members for nm in names])
