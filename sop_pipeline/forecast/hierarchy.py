@@ -5,11 +5,13 @@ partly cancel when they are added up. So the family (and the total, family ``ALL
 
 * **p50 = the sum of its SKUs' p50** (coherent: the family plan is the SKUs' plan), and
 * **p10/p90 from the family's own backtest errors**: each SKU's published backtest forecast
-  (nested, see `selection`) and actual are added up per family, origin and step, the family's
-  errors are normalised by the family's seasonal-naive scale, and the same calibration as the
-  SKU bands (`intervals`: per-step conformal quantiles, a power law in the step) runs on the
-  pool of every family and the total. The coverage reported is leave-one-origin-out, like the
-  SKU level's.
+  (nested, see `selection`) and actual are added up per family, origin and step, and the
+  family's errors are normalised by the family's seasonal-naive scale and pooled over every
+  family and the total. A company has a handful of families, so there are a few dozen points
+  per step, too few for per-step quantiles (the conformal correction alone would push a p90 to
+  the largest error seen): the step's effect is taken as a power law h**b, b fitted on the mean
+  absolute error per step, and one pair of quantiles is taken over all points divided by
+  h**b. The coverage reported is leave-one-origin-out, like the SKU level's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sop_pipeline.forecast.intervals import _band, _widths
+from sop_pipeline.forecast.intervals import _band
 from sop_pipeline.forecast.panel import _mase_scale
 from sop_pipeline.settings.forecast import ForecastSettings
 
@@ -105,6 +107,27 @@ def _residuals(bt: pl.DataFrame, scale: pl.DataFrame) -> pl.DataFrame:
     return bt.join(scale, on="family").with_columns(
         ((pl.col("actual") - pl.col("forecast")) / pl.when(pl.col("scale") > 0).then(pl.col("scale")).otherwise(1.0)).alias("r")
     )
+
+
+def _widths(r: np.ndarray, step: np.ndarray, settings: ForecastSettings, H: int) -> tuple[np.ndarray, np.ndarray]:
+    """Low and high quantile curves (scale units) for steps 1..H: q * h**b, b from the mean
+    absolute error per step (log-log slope, clipped to [0, 1])."""
+    hs = np.arange(1, H + 1, dtype=float)
+    ok = np.isfinite(r)
+    r, step = r[ok], step[ok].astype(float)
+    if r.size == 0:
+        return np.zeros(H), np.zeros(H)
+    b = float(settings.quantiles.default_exponent)
+    steps = np.unique(step)
+    mae = np.array([np.mean(np.abs(r[step == s])) for s in steps])
+    if steps.size >= 3 and np.all(mae > 0):
+        x, y = np.log(steps), np.log(mae)
+        var = np.var(x)
+        b = float(np.clip(np.mean((x - x.mean()) * (y - y.mean())) / var, 0.0, 1.0)) if var > 0 else b
+    z = r / step**b
+    lo = min(float(np.quantile(z, settings.quantiles.low)), 0.0)
+    hi = max(float(np.quantile(z, settings.quantiles.high)), 0.0)
+    return lo * hs**b, hi * hs**b
 
 
 def _pooled_widths(bt: pl.DataFrame, scale: pl.DataFrame, settings: ForecastSettings, H: int) -> tuple[np.ndarray, np.ndarray]:
