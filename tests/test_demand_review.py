@@ -310,9 +310,13 @@ def test_the_gate_and_metrics_use_the_published_forecasts_nested_backtest(cycle_
     bt = q(cycle_warehouse, f"select * from planning.forecast_backtest where cycle = '{CYCLE}'")
     pub = bt.filter(pl.col("published"))
     assert pub.height > 0 and (pub["model"] == "published").all() and pub["sku"].is_unique().all()
-    ens = bt.filter(pl.col("model") == "ensemble").join(pub.select("sku", pl.col("abs_error").alias("pub_error")), on="sku")
-    # held-out weights are not the in-sample ones: the two backtests differ on most SKUs
-    assert (ens["abs_error"] - ens["pub_error"]).abs().gt(1e-6).mean() > 0.5
+    # a regular SKU publishes the ensemble, whose stored backtest is the nested one; a slow
+    # mover TSB (chosen by its segment, not by its error)
+    same = pub.join(bt.filter(pl.col("model").is_in(["ensemble", "tsb"])), on=["sku", "points"], suffix="_model").filter(
+        (pl.col("abs_error") - pl.col("abs_error_model")).abs() <= 1e-9
+    )
+    assert same["sku"].n_unique() == pub.height
+    assert {"ensemble", "tsb"} == set(same["model_model"])
 
 
 def test_broken_demand_inputs_stop_the_cycle_and_leave_earlier_cycles_unchanged(data_copy, warehouse_copy):
