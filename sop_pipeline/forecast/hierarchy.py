@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sop_pipeline.forecast.intervals import _band
+from sop_pipeline.forecast.intervals import _band, _beyond_backtest
 from sop_pipeline.forecast.panel import _mase_scale
 from sop_pipeline.settings.forecast import ForecastSettings
 
@@ -127,7 +127,8 @@ def _widths(r: np.ndarray, step: np.ndarray, settings: ForecastSettings, H: int)
     z = r / step**b
     lo = min(float(np.quantile(z, settings.quantiles.low)), 0.0)
     hi = max(float(np.quantile(z, settings.quantiles.high)), 0.0)
-    return lo * hs**b, hi * hs**b
+    last = int(np.max(step))
+    return -_beyond_backtest(-lo * hs**b, last, settings), _beyond_backtest(hi * hs**b, last, settings)
 
 
 def _pooled_widths(bt: pl.DataFrame, scale: pl.DataFrame, settings: ForecastSettings, H: int) -> tuple[np.ndarray, np.ndarray]:

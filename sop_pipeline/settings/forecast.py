@@ -85,6 +85,8 @@ class Quantiles(StrictModel):
     high: float = 0.9
     min_points: int = Field(20, ge=1)
     default_exponent: float = 0.5
+    # past the last backtested step the band widens at least like (h / last_step) ** this
+    beyond_exponent: float = Field(1.0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self):
