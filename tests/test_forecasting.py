@@ -368,3 +368,17 @@ def test_published_backtest_weights_each_origin_on_earlier_months_only(panel, re
     pub = result.backtest.filter(pl.col("model") == PUBLISHED)
     wape = float((pub["forecast"] - pub["actual"]).abs().sum() / pub["actual"].sum())
     assert result.metrics["chosen_wape"] == pytest.approx(wape)
+
+
+def test_band_past_the_backtests_last_step_widens_at_least_in_proportion_to_the_step(result):
+    """The backtest scores 12 steps; months 13-24 have no evidence of their own, so the upper
+    half-band at step 24 is at least twice the one at step 12 (beyond_exponent 1)."""
+    fc = result.forecast.with_columns((pl.col("month").rank("dense").over("sku")).alias("h"), (pl.col("p90") - pl.col("p50")).alias("up"))
+    wide = (
+        fc.filter(pl.col("h") == 12)
+        .select("sku", pl.col("up").alias("u12"))
+        .join(fc.filter(pl.col("h") == 24).select("sku", pl.col("up").alias("u24")), on="sku")
+    )
+    wide = wide.filter(pl.col("u12") > 0)
+    assert wide.height > 20
+    assert (wide["u24"] >= 2 * wide["u12"] * (1 - 1e-9)).all()
