@@ -15,6 +15,8 @@ from sop_pipeline.demand.consensus import build_consensus, consensus_problems, f
 from sop_pipeline.demand.lifecycle import apply_lifecycle
 from sop_pipeline.finance.prices import price_by_sku_month
 from sop_pipeline.forecast import forecast_demand
+from sop_pipeline.forecast.hierarchy import family_forecast
+from sop_pipeline.forecast.selection import PUBLISHED
 from sop_pipeline.periods import add_months, cycle_label, cycle_month
 from sop_pipeline.reporting.charts import demand_chart, top_families
 from sop_pipeline.warehouse import query, read_table, table_exists
@@ -37,6 +39,8 @@ SEGMENTATION = planning_key("product_segmentation")
             [mart("fct_sales_monthly"), mart("fct_indicators"), mart("fct_price_plan"), PORTFOLIO, planning_key("forecast_backtest")],
             [forecast_demand, apply_lifecycle],
         ),
+        table_spec("family_forecast", GROUP, [planning_key("statistical_forecast")], [family_forecast]),
+        table_spec("family_forecast_backtest", GROUP, [planning_key("statistical_forecast")], [family_forecast]),
     ],
     partitions_def=cycle_partitions,
     backfill_policy=ONE_CYCLE_PER_RUN,
@@ -44,7 +48,8 @@ SEGMENTATION = planning_key("product_segmentation")
     can_subset=False,
 )
 def statistical_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
-    """Fit the candidates, pick per SKU by backtest, calibrate p10/p90, apply the lifecycle."""
+    """Fit the candidates, weight them per SKU by backtest, calibrate p10/p90, apply the
+    lifecycle; then the family and total forecast with their own bands."""
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
     with step.reading() as con:
         portfolio = step.read(con, "product_portfolio")
@@ -69,7 +74,22 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
     )
     forecast = apply_lifecycle(result.forecast, portfolio, step.settings.product.lifecycle)
     backtest = backtest_table(result, step.cycle)
-    step.write({"statistical_forecast": forecast, "forecast_backtest": backtest})
+    families = family_forecast(
+        forecast,
+        result.backtest.filter(pl.col("model") == PUBLISHED),
+        history,
+        portfolio.select("sku", "family").unique("sku"),
+        step.settings.forecast,
+    )
+    cycle = pl.lit(step.cycle).alias("cycle")
+    step.write(
+        {
+            "statistical_forecast": forecast,
+            "forecast_backtest": backtest,
+            "family_forecast": families.forecast.with_columns(cycle),
+            "family_forecast_backtest": families.backtest.with_columns(cycle),
+        }
+    )
     models = forecast.group_by("model").agg(pl.col("sku").n_unique().alias("skus")).sort("skus", descending=True)
     yield step.result("forecast_backtest", backtest, candidates=backtest["model"].n_unique())
     yield step.result(
@@ -80,6 +100,8 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
         p10_p90_coverage_backtest=float(result.coverage),
         **{f"backtest_{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
     )
+    yield step.result("family_forecast", families.forecast, family_p10_p90_coverage_backtest=families.coverage)
+    yield step.result("family_forecast_backtest", families.backtest, points=families.backtest.height)
 
 
 @dg.multi_asset(

@@ -258,6 +258,67 @@ def test_backtest_keeps_every_candidates_error_per_sku_and_the_chart_is_written(
     assert (cycle_warehouse.parent / "charts" / CYCLE / "demand_top_families.png").stat().st_size > 10_000
 
 
+def test_family_p50_is_the_sum_of_its_sku_p50s_and_the_total_is_every_skus(cycle_warehouse):
+    """Coherence on a real run: planning.family_forecast's p50 against sums worked out here from
+    planning.statistical_forecast (family ALL = every SKU)."""
+    check = q(
+        cycle_warehouse,
+        f"""
+        with skus as (select family, month, sum(p50) as p50 from planning.statistical_forecast where cycle = '{CYCLE}' group by all
+                      union all
+                      select 'ALL', month, sum(p50) from planning.statistical_forecast where cycle = '{CYCLE}' group by all)
+        select s.family, s.month, s.p50 as sku_sum, f.p50 as family_p50
+        from skus s full join (select * from planning.family_forecast where cycle = '{CYCLE}') f using (family, month)""",
+    )
+    assert check.height == q(cycle_warehouse, f"select count(*) as n from planning.family_forecast where cycle = '{CYCLE}'")["n"][0]
+    assert check["sku_sum"].null_count() == 0 and check["family_p50"].null_count() == 0
+    assert ((check["sku_sum"] - check["family_p50"]).abs() <= 1e-6 * (1 + check["sku_sum"].abs())).all()
+    assert "ALL" in set(check["family"]) and check["family"].n_unique() >= 4
+
+
+def test_family_bands_cover_about_80_percent_of_family_backtest_actuals_and_are_not_summed_sku_bands(cycle_warehouse):
+    """The family band is the family's own: its p10-p90 holds about 80% of the family's
+    backtest actuals (each origin's band fitted without that origin), and it is narrower than
+    the SKU bands added up, since SKU errors partly cancel in the family."""
+    bt = q(cycle_warehouse, f"select * from planning.family_forecast_backtest where cycle = '{CYCLE}'")
+    assert bt.height >= 100
+    inside = ((bt["actual"] >= bt["p10"]) & (bt["actual"] <= bt["p90"])).mean()
+    assert 0.70 <= inside <= 0.90, inside
+    # the family backtest adds up the SKUs' published backtest, worked out from another table
+    published = q(
+        cycle_warehouse, f"select sum(actual) as a, sum(points) as n from planning.forecast_backtest where cycle = '{CYCLE}' and published"
+    ).row(0, named=True)
+    total = bt.filter(pl.col("family") == "ALL")
+    assert total["actual"].sum() == pytest.approx(published["a"])
+    assert total["skus"].sum() == published["n"]
+    assert bt.filter(pl.col("family") != "ALL")["actual"].sum() == pytest.approx(published["a"])
+    widths = q(
+        cycle_warehouse,
+        f"""
+        select f.family, f.month, f.p90 - f.p10 as family_width, s.summed_width
+        from planning.family_forecast f
+        join (select family, month, sum(p90 - p10) as summed_width from planning.statistical_forecast
+              where cycle = '{CYCLE}' group by all) s using (family, month)
+        where f.cycle = '{CYCLE}' and s.summed_width > 0""",
+    )
+    assert widths.height > 0 and (widths["family_width"] < widths["summed_width"]).all()
+
+
+def test_the_gate_and_metrics_use_the_published_forecasts_nested_backtest(cycle_warehouse):
+    """One `published` row per forecast SKU in planning.forecast_backtest: the published
+    forecast's own backtest, weighted at each origin on earlier months only."""
+    bt = q(cycle_warehouse, f"select * from planning.forecast_backtest where cycle = '{CYCLE}'")
+    pub = bt.filter(pl.col("published"))
+    assert pub.height > 0 and (pub["model"] == "published").all() and pub["sku"].is_unique().all()
+    # a regular SKU publishes the ensemble, whose stored backtest is the nested one; a slow
+    # mover TSB (chosen by its segment, not by its error)
+    same = pub.join(bt.filter(pl.col("model").is_in(["ensemble", "tsb"])), on=["sku", "points"], suffix="_model").filter(
+        (pl.col("abs_error") - pl.col("abs_error_model")).abs() <= 1e-9
+    )
+    assert same["sku"].n_unique() == pub.height
+    assert {"ensemble", "tsb"} == set(same["model_model"])
+
+
 def test_broken_demand_inputs_stop_the_cycle_and_leave_earlier_cycles_unchanged(data_copy, warehouse_copy):
     from conftest import warehouse_fingerprint
 

@@ -16,7 +16,7 @@ import pytest
 
 from sop_pipeline.forecast import forecast_demand
 from sop_pipeline.forecast.local_models import _seasonal_naive
-from sop_pipeline.forecast.selection import ENSEMBLE
+from sop_pipeline.forecast.selection import ENSEMBLE, PUBLISHED
 from sop_pipeline.settings import SettingsError, load_settings
 from sop_pipeline.settings.forecast import ForecastSettings
 
@@ -118,7 +118,7 @@ def test_forecast_is_complete_nonnegative_and_quantiles_ordered_for_every_sku_an
 
 
 def test_backtest_table_contains_every_candidate_per_sku(result):
-    candidates = set(small_settings().candidates) | {ENSEMBLE}
+    candidates = set(small_settings().candidates) | {ENSEMBLE, PUBLISHED}
     per_sku = result.backtest.group_by("sku").agg(pl.col("model").unique())
     assert per_sku.height == result.selection.height
     for models in per_sku["model"].to_list():
@@ -158,8 +158,8 @@ def test_strongly_seasonal_sku_gets_a_model_that_beats_seasonal_naive_in_backtes
     # one noisy year (seasonal naive) loses to models that average the season over five; on
     # the odd SKU where naive happened to win the backtest it may be published, no harm
     assert np.mean(chosen < naive) >= 0.75
-    # the ensemble stays published unless a single model beats it by the switch margin
-    assert np.all(chosen <= naive / (1 - small_settings().selection.switch_margin) + 1e-9)
+    # regular SKUs publish the weighted ensemble (selection.method: ensemble)
+    assert sel["model"].str.starts_with("ensemble:inverse_error(").all()
     assert res.metrics["chosen_mase"] < 0.85 * res.metrics["seasonal_naive_mase"]
     assert (sel["model"] != "seasonal_naive").mean() >= 0.75
     # and the published forecast keeps the season: summer peak well above the winter trough
@@ -228,9 +228,9 @@ def test_global_model_uses_future_prices_and_indicators():
     base = small_settings()
     settings = base.model_copy(
         update={
-            "candidates": {k: v for k, v in base.candidates.items() if k in ("seasonal_naive", "global_linear")},
+            "candidates": {k: v for k, v in base.candidates.items() if k in ("seasonal_naive", "global_gbm")},
             "selection": base.selection.model_copy(
-                update={"ensemble": base.selection.ensemble.model_copy(update={"members": ("seasonal_naive", "global_linear")})}
+                update={"ensemble": base.selection.ensemble.model_copy(update={"members": ("seasonal_naive", "global_gbm")})}
             ),
         }
     )
@@ -244,8 +244,8 @@ def test_global_model_uses_future_prices_and_indicators():
         }
     )
     cheaper = forecast_demand(hist, CYCLE, settings, H, future_prices=cut)
-    g0 = flat.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].sum()
-    g1 = cheaper.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].sum()
+    g0 = flat.candidate_forecasts.filter(pl.col("model") == "global_gbm")["forecast"].sum()
+    g1 = cheaper.candidate_forecasts.filter(pl.col("model") == "global_gbm")["forecast"].sum()
     assert g1 > 1.2 * g0  # elasticity 1.5: a 20% cut is worth ~+40%
 
     ind = pl.DataFrame(
@@ -254,8 +254,8 @@ def test_global_model_uses_future_prices_and_indicators():
     with_ind = forecast_demand(hist, CYCLE, settings, H, indicators=ind)
     assert with_ind.forecast["p50"].is_finite().all()
     assert not np.allclose(
-        with_ind.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].to_numpy(),
-        flat.candidate_forecasts.filter(pl.col("model") == "global_linear")["forecast"].to_numpy(),
+        with_ind.candidate_forecasts.filter(pl.col("model") == "global_gbm")["forecast"].to_numpy(),
+        flat.candidate_forecasts.filter(pl.col("model") == "global_gbm")["forecast"].to_numpy(),
     )
 
 
@@ -281,11 +281,13 @@ def test_vectorised_seasonal_naive_matches_darts():
 
 def test_settings_file_and_benchmark_profile():
     s = load_settings(ROOT / "models").forecast
-    assert {"seasonal_naive", "ets", "theta", "ces", "global_linear", "tsb"} <= set(s.candidates)
+    assert {"seasonal_naive", "ets", "theta", "ces", "global_gbm", "tsb"} <= set(s.candidates)
     assert {c.name for c in s.candidate_list if c.segment == "intermittent"} == {"tsb"}
     assert any(c.is_global for c in s.candidate_list)
     m1 = load_settings(ROOT / "models", forecast_profile="m1").forecast
-    assert "tsb" not in m1.candidates and m1.selection.method == "ensemble" and m1.backtest.max_step == 18
+    assert "tsb" not in m1.candidates and m1.backtest.max_step == 18
+    # what a company gets: the weighted ensemble for regular SKUs
+    assert s.selection.method == "ensemble" and s.selection.ensemble.combine == "inverse_error"
     with pytest.raises(SettingsError, match="no profile 'no_such_profile'"):
         load_settings(ROOT / "models", forecast_profile="no_such_profile")
 
@@ -315,3 +317,68 @@ def test_demo_company_forecast_is_calibrated_and_beats_seasonal_naive():
     assert 0.65 <= res.coverage <= 0.95
     assert res.metrics["chosen_wape"] < res.metrics["seasonal_naive_wape"]
     assert (res.selection.filter(pl.col("segment") == "intermittent")["model"] == "tsb").all()
+
+
+def _mase_scale(y: np.ndarray) -> float:
+    """MASE's denominator by its definition: in-sample mean absolute seasonal (m = 12) difference."""
+    return float(np.mean(np.abs(y[12:] - y[:-12])))
+
+
+def test_published_backtest_weights_each_origin_on_earlier_months_only(panel, result):
+    """The published forecast's backtest (model `published`, whose error the gate and the
+    README report) is the inverse-squared-MASE weighted mean of the members, with the weights
+    at each origin taken from backtest points in months before that origin: the earliest
+    origin gets the plain mean, later ones never see their own months."""
+    settings = small_settings()
+    members = list(settings.ensemble_members)
+    bt = result.backtest.with_columns(
+        (pl.col("origin").dt.year() * 12 + pl.col("origin").dt.month() - 1 + pl.col("horizon_step") - 1).alias("m")
+    )
+    regular = result.selection.filter(pl.col("segment") == "regular")["sku"].to_list()
+    origins = sorted(bt["origin"].unique().to_list())
+    checked = 0
+    for sku in regular[:8]:
+        y = panel.filter(pl.col("sku") == sku).sort("month")["quantity"].to_numpy()
+        scale = _mase_scale(y)
+        own = bt.filter(pl.col("sku") == sku)
+        for b, origin in enumerate(origins):
+            o = origin.year * 12 + origin.month - 1
+            at = own.filter(pl.col("origin") == origin)
+            pub = at.filter(pl.col("model") == PUBLISHED).sort("horizon_step")
+            if pub.height == 0:
+                continue
+            mem = at.filter(pl.col("model").is_in(members))
+            if b == 0:
+                expected = mem.group_by("horizon_step").agg(pl.col("forecast").mean()).sort("horizon_step")["forecast"].to_numpy()
+            else:
+                earlier = own.filter(pl.col("model").is_in(members) & (pl.col("m") < o))
+                err = earlier.group_by("model").agg(((pl.col("forecast") - pl.col("actual")).abs().mean() / scale).alias("mase"))
+                w = err.with_columns((1 / pl.max_horizontal(pl.col("mase"), pl.lit(0.05)) ** 2).alias("w")).select("model", "w")
+                expected = (
+                    mem.join(w, on="model")
+                    .group_by("horizon_step")
+                    .agg(((pl.col("forecast") * pl.col("w")).sum() / pl.col("w").sum()).alias("f"))
+                    .sort("horizon_step")["f"]
+                    .to_numpy()
+                )
+            assert np.allclose(pub["forecast"].to_numpy(), expected, rtol=1e-9, atol=1e-9), (sku, origin)
+            checked += 1
+    assert checked >= 8
+    # the reported error is that nested backtest's
+    pub = result.backtest.filter(pl.col("model") == PUBLISHED)
+    wape = float((pub["forecast"] - pub["actual"]).abs().sum() / pub["actual"].sum())
+    assert result.metrics["chosen_wape"] == pytest.approx(wape)
+
+
+def test_band_past_the_backtests_last_step_widens_at_least_in_proportion_to_the_step(result):
+    """The backtest scores 12 steps; months 13-24 have no evidence of their own, so the upper
+    half-band at step 24 is at least twice the one at step 12 (beyond_exponent 1)."""
+    fc = result.forecast.with_columns((pl.col("month").rank("dense").over("sku")).alias("h"), (pl.col("p90") - pl.col("p50")).alias("up"))
+    wide = (
+        fc.filter(pl.col("h") == 12)
+        .select("sku", pl.col("up").alias("u12"))
+        .join(fc.filter(pl.col("h") == 24).select("sku", pl.col("up").alias("u24")), on="sku")
+    )
+    wide = wide.filter(pl.col("u12") > 0)
+    assert wide.height > 20
+    assert (wide["u24"] >= 2 * wide["u12"] * (1 - 1e-9)).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from sop_pipeline.demand import NAIVE
+from sop_pipeline.forecast.selection import PUBLISHED
 from sop_pipeline.periods import cycle_label
 
 
@@ -12,28 +13,19 @@ def backtest_table(result, cycle: str) -> pl.DataFrame:
     """Every candidate's backtest error per SKU (planning.forecast_backtest).
 
     Sums of actuals and absolute errors sit next to the ratios so that errors can be
-    aggregated correctly (volume-weighted) over any group of SKUs; `published` marks the model
-    whose forecast the SKU got.
+    aggregated correctly (volume-weighted) over any group of SKUs. The row `published` (flag
+    set) is the published forecast's nested backtest: at every origin its weights and choice
+    were fitted on earlier months only, so its error was not used to select it.
     """
     sums = result.backtest.group_by("sku", "model", maintain_order=True).agg(
         pl.len().alias("points"),
         pl.col("actual").sum().alias("actual"),
         (pl.col("forecast") - pl.col("actual")).abs().sum().alias("abs_error"),
     )
-    published = result.selection.select("sku", pl.col("model").alias("published_model"))
     return (
         result.backtest_errors.select("sku", "model", "wape", "mase", "smape", "bias")
         .join(sums, on=["sku", "model"], how="inner")
-        .join(published, on="sku", how="left")
-        .with_columns(
-            pl.lit(cycle_label(cycle)).alias("cycle"),
-            (
-                (pl.col("model") == pl.col("published_model"))
-                | (pl.col("published_model").str.starts_with("ensemble") & (pl.col("model") == "ensemble"))
-            )
-            .fill_null(False)
-            .alias("published"),
-        )
+        .with_columns(pl.lit(cycle_label(cycle)).alias("cycle"), (pl.col("model") == PUBLISHED).alias("published"))
         .select("cycle", "sku", "model", "published", "points", "actual", "abs_error", "wape", "mase", "smape", "bias")
         .sort("sku", "model")
     )

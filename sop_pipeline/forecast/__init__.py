@@ -4,15 +4,16 @@ The forecasting idea, in four parts:
 
 1. **Several simple models beat one clever one.** No single method wins on every SKU, and
    choosing per SKU from a short backtest is noisy: the best model on the last year is often
-   not the best on the next. A *median* of diverse candidates (seasonal naive, exponential
-   smoothing, Theta, complex exponential smoothing and a global regression) is robust: one
-   candidate's bad extrapolation (a runaway trend, a mis-detected season) is simply outvoted.
-   That ensemble is itself scored in the backtest, so a SKU only leaves it when a single
-   candidate was clearly better (``selection.method: best``) - or never
-   (``selection.method: ensemble``).
-2. **A global model learns what one SKU cannot.** A single linear regression fitted on every
-   SKU's level-normalised log history sees hundreds of seasonal cycles, price changes and
-   promotions at once, so it can estimate a price elasticity or a promotion lift that a
+   not the best on the next. A combination of diverse candidates (seasonal naive, exponential
+   smoothing, Theta, complex exponential smoothing and a global gradient-boosted model), each
+   weighted per SKU by the inverse square of its backtest MASE, keeps every view but gives a
+   candidate that tracked the SKU badly little say. Regular SKUs publish that ensemble
+   (``selection.method: ensemble``); ``best`` lets a single candidate replace it when clearly
+   better. The weights (and any choice) of the backtest forecast at an origin are fitted on the
+   months before it only, so the published forecast's reported error is out of sample.
+2. **A global model learns what one SKU cannot.** One LightGBM model fitted on every SKU's
+   level-normalised log history sees hundreds of seasonal cycles, price changes and
+   promotions at once, so it can learn a price elasticity or a promotion lift that a
    48-month series alone could not, and it carries economic indicators when they are given.
 3. **Intermittent demand needs its own method.** Slow movers are mostly zeros; smoothing
    models chase the last order. TSB (Teunter-Syntetos-Babai) forecasts demand probability times
@@ -39,8 +40,8 @@ Where things are: ``sop_pipeline.settings.forecast`` (candidates and knobs, ``mo
 (history as per-SKU arrays, segments, MASE scale), ``backtest`` (origins, actuals, error
 measures), ``local_models`` (per-SKU darts models in worker processes, seasonal naive),
 ``global_model`` (the cross-SKU regression), ``selection`` (ensemble and per-SKU choice),
-``intervals`` (calibrated p10/p90), ``result`` (the output frames) and ``engine``
-(``forecast_demand``: the stages in order).
+``intervals`` (calibrated p10/p90), ``hierarchy`` (family and total forecasts with their own
+bands), ``result`` (the output frames) and ``engine`` (``forecast_demand``: the stages in order).
 """
 
 from sop_pipeline.forecast.engine import forecast_demand

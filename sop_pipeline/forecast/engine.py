@@ -49,8 +49,8 @@ def forecast_demand(
     known = dict(intermittent.select("sku", "intermittent").iter_rows()) if intermittent is not None else None
     prof = _profile(panel, settings, segmentation or SegmentationSettings(), known)
     fits = _fit_candidates(panel, geo, prof, settings)
-    cands = _with_ensemble(fits.final, fits.bt, fits.usable, settings)
-    choice = _select(cands, geo.act, prof, settings)
+    cands = _with_ensemble(fits.final, fits.bt, fits.usable, settings, geo.act, prof.scale, geo.origins)
+    choice = _select(cands, geo.act, prof, settings, geo.origins)
     bands = _calibrate(choice.point, choice.bt, geo.act, prof.scale, prof.segment, settings)
     result = _result(panel.skus, geo, prof, cands, choice, bands, settings, {"models": fits.seconds, "global_models": fits.seconds_global})
     result.metrics["seconds_total"] = round(time.perf_counter() - t_start, 3)

@@ -54,6 +54,9 @@ def _make_global(spec: Candidate, has_cov: bool, seed: int):
     lags_fc = params.pop("lags_future_covariates", [-1, 0]) if has_cov else None
     if spec.model == "LinearRegressionModel":
         return dm.LinearRegressionModel(lags_future_covariates=lags_fc, random_state=seed, **params)
+    if spec.model == "LightGBMModel":
+        params.setdefault("verbose", -1)
+        return dm.LightGBMModel(lags_future_covariates=lags_fc, random_state=seed, **params)
     est = dict(spec.estimator or {"class": "HistGradientBoostingRegressor"})
     cls_name = est.pop("class")
     import sklearn.ensemble as ske

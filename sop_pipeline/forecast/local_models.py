@@ -21,6 +21,23 @@ from sop_pipeline.forecast.panel import _right_aligned
 from sop_pipeline.settings.forecast import Candidate, ForecastSettings
 
 
+def _cache_compiled_models() -> None:
+    """Keep statsforecast's numba-compiled CES, ETS and Theta code on disk (numba's cache next
+    to the package, or its user cache directory when that is read-only). statsforecast does not
+    ask for caching, so every process compiled them again: AutoCES alone took 26 CPU seconds
+    (100 s wall on the loaded 2-core machine) before its first fit, in every worker of every
+    run. With the cache, a process loads them in a second or two."""
+    import statsforecast.ces
+    import statsforecast.ets
+    import statsforecast.theta
+    from numba.core.dispatcher import Dispatcher
+
+    for module in (statsforecast.ces, statsforecast.ets, statsforecast.theta):
+        for value in vars(module).values():
+            if isinstance(value, Dispatcher) and value._cache.__class__.__name__ == "NullCache":
+                value.enable_caching()
+
+
 def _quiet() -> None:
     """Silence model chatter in a worker process (it exits after the forecast)."""
     warnings.filterwarnings("ignore")
@@ -111,6 +128,7 @@ def _local_chunk(task: tuple, quiet: bool = True) -> tuple[np.ndarray, np.ndarra
     specs, ys, lens_at_origin, run, H, S, mode, cap = task
     if quiet:
         _quiet()
+    _cache_compiled_models()  # a spawned worker has its own modules
     from darts import TimeSeries
 
     n_sku, B = len(ys), lens_at_origin.shape[1]
@@ -223,6 +241,8 @@ def _local_fits(
     bt = np.full((len(specs), n, B, S), np.nan)
     parts, tasks = _local_tasks(specs, ys, lens, run, H, S, settings)
     pool = None
+    if specs:
+        _cache_compiled_models()  # before any fit, and before forked workers inherit the models
     if specs and len(tasks) > 1:
         import darts.models  # noqa: F401  (imported once here, inherited by forked workers)
 

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sop_pipeline.forecast.backtest import _Backtest, _summary
+from sop_pipeline.forecast.backtest import _Backtest, _errors, _summary
 from sop_pipeline.forecast.intervals import _Bands
 from sop_pipeline.forecast.panel import _index_to_date, _Profile
-from sop_pipeline.forecast.selection import FALLBACK, _Candidates, _Choice
+from sop_pipeline.forecast.selection import FALLBACK, PUBLISHED, _Candidates, _Choice
 from sop_pipeline.settings.forecast import REGULAR, ForecastSettings
 
 
@@ -22,7 +22,10 @@ class ForecastResult:
 
     * ``forecast``: sku, month, model, p10, p50, p90 for every SKU and horizon month.
     * ``backtest``: long table, one row per sku, model, origin, horizon_step with the actual
-      and that model's forecast; ``model`` includes every candidate and ``ensemble``.
+      and that model's forecast; ``model`` includes every candidate, ``ensemble`` and
+      ``published``: the published forecast's nested backtest, where at each origin the
+      ensemble weights and the choice were fitted on earlier months only (its error is the
+      honest one the gate and the metrics report).
     * ``backtest_errors``: the same aggregated per sku x model: n, wape, mase (m=season
       length), smape, bias (sum(forecast - actual) / sum(actual)).
     * ``selection``: per SKU the segment, the published model, why, and its backtest error next
@@ -57,11 +60,15 @@ def _result(
     sku = np.array(skus, dtype=object)
     label = np.array(cands.names, dtype=object)
     published = _published_names(cands, choice, settings)
+    # the published forecast's own (nested) backtest sits beside the candidates' as PUBLISHED
+    with_pub = np.array([*cands.names, PUBLISHED], dtype=object)
+    pub_err = _errors(choice.bt[None], geo.act[None], prof.scale[None])
+    errors = {k: np.concatenate([v, pub_err[k]], axis=0) for k, v in choice.errors.items()}
     return ForecastResult(
         forecast=_forecast_frame(sku, published, bands, geo),
-        backtest=_backtest_frame(sku, label, cands.bt, geo),
-        backtest_errors=_errors_frame(sku, label, choice.errors),
-        selection=_selection_frame(sku, published, prof, cands, choice, settings),
+        backtest=_backtest_frame(sku, with_pub, np.concatenate([cands.bt, choice.bt[None]], axis=0), geo),
+        backtest_errors=_errors_frame(sku, with_pub, errors),
+        selection=_selection_frame(sku, published, prof, cands, choice, settings, {k: v[0] for k, v in pub_err.items()}),
         coverage=bands.coverage,
         metrics=_metrics(geo, prof, cands, choice, bands, seconds),
         candidate_forecasts=_candidates_frame(sku, label, cands.final, geo),
@@ -146,7 +153,13 @@ def _naive_index(cands: _Candidates) -> int | None:
 
 
 def _selection_frame(
-    sku: np.ndarray, published: np.ndarray, prof: _Profile, cands: _Candidates, choice: _Choice, settings: ForecastSettings
+    sku: np.ndarray,
+    published: np.ndarray,
+    prof: _Profile,
+    cands: _Candidates,
+    choice: _Choice,
+    settings: ForecastSettings,
+    pub_err: dict[str, np.ndarray],
 ) -> pl.DataFrame:
     n = sku.size
     sn_j = _naive_index(cands)
@@ -174,7 +187,8 @@ def _selection_frame(
             "segment": prof.segment.tolist(),
             "model": published.tolist(),
             "reason": reason.tolist(),
-            f"backtest_{metric}": np.where(no_model, np.nan, err[choice.chosen, np.arange(n)]),
+            # the published forecast's nested backtest: points that did not choose or weight it
+            f"backtest_{metric}": np.where(no_model, np.nan, pub_err[metric]),
             f"seasonal_naive_{metric}": err[sn_j] if sn_j is not None else np.full(n, np.nan),
             "history_months": prof.nobs,
             "nonzero_share": prof.share,

@@ -47,6 +47,9 @@ UNIT_NAMES = {
     "delta_volume": "delta_shipped_units",
 }
 
+# A statistical forecast's quantiles are forecast units, not the consensus demand.
+FORECAST_NAMES = {"p10": "forecast_units_p10", "p50": "forecast_units_p50", "p90": "forecast_units_p90"}
+
 
 @dataclass(frozen=True)
 class Field:
@@ -105,13 +108,14 @@ def _over(
     grain: tuple[str, ...] | None = None,
     extra: tuple[Field, ...] = (),
     replace: dict[str, Col] | None = None,
+    names: dict[str, str] | None = None,
 ) -> View:
     """A view over planning table `table`: every column but `drop`, under its BI name."""
     from sop_pipeline.registry import table as planning_table
 
     spec = planning_table(table)
     replace = replace or {}
-    fields = tuple(_bi_field(replace.get(c.name, c)) for c in spec.columns if c.name not in drop) + extra
+    fields = tuple(_bi_field(replace.get(c.name, c), names) for c in spec.columns if c.name not in drop) + extra
     renamed = {f.reads[0]: f.col.name for f in fields if f.reads}
     key = grain or tuple(renamed.get(g, g) for g in spec.grain if g not in drop)
     return View(name, description, key, fields, source=spec.qualified, where=where)
@@ -190,6 +194,25 @@ def bi_views() -> tuple[View, ...]:
             "consensus_demand",
             "Consensus demand per cycle, SKU and month: the statistical forecast with sales "
             "and marketing inputs layered on, with an 80% band.",
+        ),
+        _over(
+            "family_forecast",
+            "family_forecast",
+            "Statistical forecast per cycle, family and month: p50 the sum of the SKUs', p10/p90 the family's own "
+            "calibrated 80% band (use these, not sums of SKU bands, for family risk). The company's own band is in "
+            "bi.company_forecast.",
+            where="family <> 'ALL'",
+            replace={"family": FAMILY},
+            names=FORECAST_NAMES,
+        ),
+        _over(
+            "company_forecast",
+            "family_forecast",
+            "Statistical forecast of the whole company per cycle and month, with its own calibrated 80% band (not the "
+            "sum of the families' bands: quantiles do not add).",
+            where="family = 'ALL'",
+            drop=("family",),
+            names=FORECAST_NAMES,
         ),
         _over(
             "supply_plan",

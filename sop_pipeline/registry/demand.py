@@ -37,16 +37,54 @@ DEMAND_TABLES = (
         computed_by="sop_pipeline.forecast.forecast_demand, sop_pipeline.demand.lifecycle.apply_lifecycle",
     ),
     Table(
+        "family_forecast",
+        "demand_review",
+        "Statistical forecast per cycle, product family (ALL = every SKU) and horizon month. p50 is the sum of the "
+        "family's SKU p50s in planning.statistical_forecast; p10 and p90 are the family's own 80% band, calibrated on "
+        "the family's backtest errors (quantiles do not add: the sum of SKU p90s is not the family's p90).",
+        ("cycle", "family", "month"),
+        (
+            CYCLE,
+            Col("family", "text", "Product family, or ALL for every family together."),
+            MONTH,
+            units("p10", "10th percentile of the family's demand: 1 month in 10 should sell less."),
+            units("p50", "Median forecast: the sum of the family's SKU p50s."),
+            units("p90", "90th percentile of the family's demand: 1 month in 10 should sell more."),
+        ),
+        checks=(QUANTILES_ORDERED,),
+        computed_by="sop_pipeline.forecast.hierarchy.family_forecast",
+    ),
+    Table(
+        "family_forecast_backtest",
+        "demand_review",
+        "The family bands' evidence: per cycle, family (ALL = total), backtest origin and step, the sum of the SKUs' "
+        "published backtest forecasts and actuals, with the family band fitted without that origin.",
+        ("cycle", "family", "origin", "horizon_step"),
+        (
+            CYCLE,
+            Col("family", "text", "Product family, or ALL for every family together."),
+            Col("origin", "date", "First month the backtest forecast covers (history ends the month before)."),
+            Col("horizon_step", "int", "Months ahead: 1 = the origin month.", unit="months", ge=1),
+            Col("skus", "int", "SKUs added up at this point (both a forecast and an actual).", unit="count", ge=1),
+            units("actual", "Sum of the SKUs' actual sales."),
+            units("forecast", "Sum of the SKUs' published backtest forecasts."),
+            units("p10", "Family p10 around the forecast, fitted leaving this origin out."),
+            units("p90", "Family p90 around the forecast, fitted leaving this origin out."),
+        ),
+        computed_by="sop_pipeline.forecast.hierarchy.family_forecast",
+    ),
+    Table(
         "forecast_backtest",
         "demand_review",
         "Every candidate model's rolling-origin backtest per cycle and SKU, with sums so that errors aggregate "
-        "volume-weighted over any group of SKUs; `published` marks the model the SKU's forecast came from.",
+        "volume-weighted over any group of SKUs; the row with model `published` is the published forecast's own "
+        "nested backtest (weights and choice fitted at each origin on earlier months only: an honest error).",
         ("cycle", "sku", "model"),
         (
             CYCLE,
             SKU,
-            text("model", "Candidate model (or ensemble)."),
-            Col("published", "bool", "The SKU's published forecast is this model's."),
+            text("model", "Candidate model, ensemble, or published (the published forecast's nested backtest)."),
+            Col("published", "bool", "This row is the published forecast's nested backtest (model = published)."),
             Col("points", "int", "Backtest points scored (origin x step).", unit="count", ge=0),
             units("actual", "Sum of actuals over the points."),
             units("abs_error", "Sum of absolute errors over the points."),

@@ -16,7 +16,7 @@ from sop_pipeline.settings.base import StrictModel
 
 REGULAR, INTERMITTENT = "regular", "intermittent"
 LOCAL_MODELS = ("NaiveSeasonal", "AutoETS", "AutoTheta", "AutoCES", "Croston", "StatsForecastModel")
-GLOBAL_MODELS = ("LinearRegressionModel", "SKLearnModel")
+GLOBAL_MODELS = ("LinearRegressionModel", "LightGBMModel", "SKLearnModel")
 
 
 class GlobalFeatures(StrictModel):
@@ -64,11 +64,13 @@ class Backtest(StrictModel):
 class Ensemble(StrictModel):
     # empty: every regular candidate
     members: tuple[str, ...] = ()
-    combine: Literal["median", "mean", "trimmed_mean"] = "median"
+    # inverse_error: per-SKU weights 1 / (backtest MASE)**power; median, mean, trimmed_mean: unweighted
+    combine: Literal["inverse_error", "median", "mean", "trimmed_mean"] = "inverse_error"
+    power: float = Field(2.0, ge=0)
 
 
 class Selection(StrictModel):
-    method: Literal["best", "ensemble"] = "best"
+    method: Literal["best", "ensemble"] = "ensemble"
     metric: Literal["mase", "wape", "smape"] = "mase"
     switch_margin: float = Field(0.25, ge=0, lt=1)
     ensemble: Ensemble = Ensemble()
@@ -83,6 +85,8 @@ class Quantiles(StrictModel):
     high: float = 0.9
     min_points: int = Field(20, ge=1)
     default_exponent: float = 0.5
+    # past the last backtested step the band widens at least like (h / last_step) ** this
+    beyond_exponent: float = Field(1.0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self):
