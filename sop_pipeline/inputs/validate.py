@@ -223,8 +223,9 @@ def read_input(path: Path, spec: InputFile, settings: InputSettings) -> pl.DataF
 
 @dataclass(frozen=True)
 class MonthBounds:
-    """The months a file may name: from 1901, up to the cycle month for sales (later sales
-    would be the future) or a decade past it for plans (budget, open orders, inputs)."""
+    """The months a file may name: from 1901, up to the current month for sales (later sales
+    would be the future; sales after an earlier cycle are the history a backfill leaves out)
+    or a decade past the cycle for plans (budget, open orders, inputs)."""
 
     earliest: dt.date
     latest_sales: dt.date
@@ -233,7 +234,8 @@ class MonthBounds:
     @classmethod
     def for_cycle(cls, cycle: str | dt.date) -> MonthBounds:
         start = cycle_month(cycle)
-        return cls(dt.date(FIRST_YEAR, 1, 1), start, add_months(start, FUTURE_MONTHS))
+        today = dt.date.today().replace(day=1)
+        return cls(dt.date(FIRST_YEAR, 1, 1), max(start, today), add_months(start, FUTURE_MONTHS))
 
 
 def _first_offender(frame: pl.DataFrame, bad: pl.Expr, column: str) -> tuple[int, str | None, int] | None:
@@ -291,7 +293,7 @@ def _column_rules(spec: InputFile, column, bounds: MonthBounds, settings: InputS
                 present & (month > pl.lit(latest)),
                 f"a month after {latest:%Y-%m}"
                 + (
-                    ": sales cannot lie beyond the cycle month"
+                    ": sales cannot lie in the future"
                     if spec.name == "sales_history"
                     else f": more than {FUTURE_MONTHS // 12} years after the cycle"
                 ),
