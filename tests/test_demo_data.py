@@ -166,7 +166,8 @@ def test_history_follows_the_cycle_argument():
     d = generate_demo_company(skus=40, seed=3, cycle="2025-03", history_months=36)
     months = d["sales_history"]["month"]
     assert months.max() == "2025-02" and _months_between(months.min(), months.max()) == 36
-    assert d["budget"]["month"].min() == "2025-03"
+    # the budget is annual: it starts in January of the cycle's year, with the closed months
+    assert d["budget"]["month"].min() == "2025-01"
 
 
 def test_zero_months_are_omitted_rather_than_written(company):
@@ -362,10 +363,11 @@ def test_inventory_covers_active_and_phase_out_skus_only(company):
 # --- plan inputs --------------------------------------------------------------------------
 
 
-def test_budget_covers_24_months_from_the_cycle_for_every_family(company):
+def test_budget_covers_the_fiscal_year_from_january_to_the_horizon_end_for_every_family(company):
     b = company["budget"]
-    assert b["month"].min() == CYCLE and b["month"].n_unique() == 24
-    assert b.height == 24 * company["products"]["family"].n_unique()
+    closed = int(CYCLE[5:7]) - 1  # months of the calendar (fiscal) year before the cycle
+    assert b["month"].min() == f"{CYCLE[:4]}-01" and b["month"].n_unique() == closed + 24
+    assert b.height == (closed + 24) * company["products"]["family"].n_unique()
     assert (b["revenue"] > b["gross_margin"]).all() and (b["gross_margin"] > 0).all()
 
 

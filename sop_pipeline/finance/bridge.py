@@ -140,7 +140,7 @@ def driver_bridge(
     """
     plan = as_month(plan)
     last_plan = as_month(last_plan)
-    months = plan.select("month").unique().join(last_plan.select("month").unique(), on="month", how="inner")
+    months = plan.select("month").unique().join(last_plan.select("month").unique(), on="month", how="inner").sort("month")
     if months.height == 0 or plan.height == 0:
         return pl.DataFrame(schema=_SCHEMA)
     scenario = plan["scenario"][0]
@@ -155,6 +155,7 @@ def driver_bridge(
         .join(products.select("sku", "family", "status"), on="sku", how="left")
         .join(prices, on=["sku", "month"], how="left")
         .with_columns(pl.col("price").fill_null(0.0))
+        .sort("family", "sku", "month", nulls_last=True)
     )
     planned_now = (pl.col("shipped1").abs().sum().over("sku") > 0) | (pl.col("demand1").abs().sum().over("sku") > 0)
     planned_then = (pl.col("shipped0").abs().sum().over("sku") > 0) | (pl.col("consensus0").abs().sum().over("sku") > 0)
@@ -176,11 +177,22 @@ def driver_bridge(
         .alias("supply"),
     )
     drivers = ["statistical_forecast", "consensus_inputs", "portfolio", "supply"]
-    by_family = effects.group_by("family").agg(pl.col("at_today", *drivers).sum())
+    # sorted, order kept: float sums come out bit for bit the same on a rerun (the plan version)
+    by_family = effects.sort("family", nulls_last=True).group_by("family", maintain_order=True).agg(pl.col("at_today", *drivers).sum())
     if then["shipped"].abs().sum() == 0:  # no SKU units of last cycle's plan: nothing to reprice
         by_family = by_family.with_columns(pl.lit(None, dtype=pl.Float64).alias("at_today"))
-    start = last_plan.join(months, on="month", how="semi").group_by("family").agg(pl.col("revenue").sum().alias("start"))
-    end = plan.join(months, on="month", how="semi").group_by("family").agg(pl.col("revenue").sum().alias("end"))
+    start = (
+        last_plan.join(months, on="month", how="semi")
+        .sort("family", "month")
+        .group_by("family", maintain_order=True)
+        .agg(pl.col("revenue").sum().alias("start"))
+    )
+    end = (
+        plan.join(months, on="month", how="semi")
+        .sort("family", "month")
+        .group_by("family", maintain_order=True)
+        .agg(pl.col("revenue").sum().alias("end"))
+    )
     fam = (
         start.join(end, on="family", how="full", coalesce=True)
         .join(by_family, on="family", how="full", coalesce=True)

@@ -178,8 +178,12 @@ def _closed_vs_budget(
     bud = budget_by_family_month(budget)
     act = as_month(actuals).filter(pl.col("month") < first)
     act = act.join(bud.select("month").unique(), on="month", how="semi")
-    families = pl.concat([act.select("family"), bud.join(act.select("month").unique(), on="month", how="semi").select("family")]).unique()
-    grid = families.join(act.select("month").unique(), how="cross")
+    families = (
+        pl.concat([act.select("family"), bud.join(act.select("month").unique(), on="month", how="semi").select("family")])
+        .unique()
+        .sort("family")
+    )
+    grid = families.join(act.select("month").unique().sort("month"), how="cross")
     wide = (
         grid.join(act.select("family", "month", *[pl.col(m).alias(f"plan_{m}") for m in MEASURES]), on=["family", "month"], how="left")
         .join(bud.select("family", "month", *[pl.col(m).alias(f"budget_{m}") for m in MEASURES]), on=["family", "month"], how="left")
@@ -231,7 +235,8 @@ def latest_estimate(budget_gap_rows: pl.DataFrame, cycle: str, fiscal_start_mont
     )
     planned = (
         month_rows.filter(pl.col("_fy") == label)
-        .group_by("scenario", "family", "measure")
+        .sort("scenario", "family", "measure", "month")
+        .group_by("scenario", "family", "measure", maintain_order=True)
         .agg(pl.col("plan").sum().alias("plan_part"), pl.len().cast(pl.Int32).alias("plan_months"))
     )
     return (
