@@ -230,7 +230,14 @@ def test_every_view_has_one_grain_and_every_column_a_comment(approved_bi):
         for view in bi_views():
             rows, keys = con.execute(f"select count(*), count(distinct ({', '.join(view.grain)})) from bi.{view.name}").fetchall()[0]
             assert rows == keys, f"bi.{view.name} is not unique on {view.grain}"
-            assert rows > 0 or view.name in ("forecast_accuracy", "forecast_accuracy_company", "bridge", "bridge_company"), view.name
+            # what only earlier cycles or material gaps fill may be empty on one small cycle
+            assert rows > 0 or view.name in (
+                "forecast_accuracy",
+                "forecast_accuracy_company",
+                "bridge",
+                "bridge_company",
+                "reconciliation",
+            ), view.name
         uncommented = query(
             con, "select table_name, column_name from duckdb_columns() where schema_name = 'bi' and (comment is null or comment = '')"
         )

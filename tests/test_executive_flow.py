@@ -142,7 +142,7 @@ def _reader(path: str, seconds: float, results) -> None:
     while time.monotonic() < deadline:
         try:
             con = duckdb.connect(path, read_only=True)
-            con.execute("select count(*), sum(quantity) from bi.demand_plan").fetchall()
+            con.execute("select count(*), sum(demand_units) from bi.demand_plan").fetchall()
             con.close()
             reads += 1
         except Exception:  # any failed query counts

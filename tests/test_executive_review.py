@@ -245,7 +245,7 @@ def test_plan_of_record_builds_the_approved_scenario_with_a_matching_approval(co
     bi.create_bi_views(con)
     por = query(con, "select * from bi.plan_of_record order by month")
     assert por["demand_units"].to_list() == [100.0, 100.0]
-    assert por["shortfall"].to_list() == [0.0, 10.0]
+    assert por["shortfall_units"].to_list() == [0.0, 10.0]
     assert por["is_current_cycle"].all() and por["approved_by"].unique().to_list() == ["Ana CEO"]
     assert any(line.startswith("plan of record published (scenario overtime") for line in cycle_status.status_report(con, CYCLE))
 
