@@ -1,13 +1,11 @@
 """Executive review: KPIs, exceptions and the review pack; and the plan of record, which only an
 approval of the exact current plan version can publish (`plan_of_record_is_approved`)."""
 
-import base64
-
 import dagster as dg
 import polars as pl
 
 from orchestration.graph import step_graph
-from orchestration.io import CycleStep, chart_folder, code_references, md_table, planning_key, table_spec
+from orchestration.io import CycleStep, chart_folder, code_references, md_image, md_table, planning_key, table_spec
 from orchestration.partitions import ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline.executive.exceptions import exceptions
@@ -102,10 +100,7 @@ def review_pack(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     charts = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))}
     pdf = write_pack(folder, step.cycle, frames, charts, version, approval, step.settings.gates.executive_review)
     step.write({})  # the pack is part of the cycle: an approval needs it rendered from the current tables
-    pages = {
-        f"page_{n}": dg.MetadataValue.md(f"![page {n}](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})")
-        for n, png in enumerate(pack_pages(folder, step.cycle), start=1)
-    }
+    pages = {f"page_{n}": md_image(f"page {n}", png.read_bytes()) for n, png in enumerate(pack_pages(folder, step.cycle), start=1)}
     return dg.MaterializeResult(
         asset_key=PACK,
         metadata={

@@ -245,10 +245,12 @@ def chart(png_folder: Path, name: str, figure) -> dict[str, dg.MetadataValue]:
     png = to_png(figure)
     path = png_folder / f"{name}.png"
     path.write_bytes(png)
-    return {
-        name: dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"),
-        f"{name}_path": dg.MetadataValue.path(str(path)),
-    }
+    return {name: md_image(name, png), f"{name}_path": dg.MetadataValue.path(str(path))}
+
+
+def md_image(name: str, png: bytes) -> dg.MetadataValue:
+    """A PNG the UI shows inline (base64 markdown): a planner cannot open a server's file path."""
+    return dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def chart_folder(warehouse: WarehouseResource, cycle: str) -> Path:

@@ -65,7 +65,7 @@ def _projection(con: duckdb.DuckDBPyConnection, view: View) -> str:
     if present is None:
         return f"select {columns} where false"
     where = f" where {view.where}" if view.where else ""
-    grouped = " group by all" if view.custom == "group_by_family" else ""
+    grouped = " group by all" if view.aggregated else ""
     return f"select {columns} from {view.source}{where}{grouped}"
 
 
@@ -143,14 +143,10 @@ def default_bi_path(warehouse_path: str | Path) -> Path:
     return Path(env) if env else Path(warehouse_path).parent / BI_FILE_NAME
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _attach_read_only(con: duckdb.DuckDBPyConnection, path: Path, alias: str, wait_seconds: float) -> None:
     """ATTACH the source read-only, waiting (like `warehouse.connect`) while a writer holds it."""
     try:
-        retry_while_locked(lambda: con.execute(f"attach {_sql_string(str(path))} as {alias} (read_only)"), wait_seconds)
+        retry_while_locked(lambda: con.execute(f"attach {sql_string(str(path))} as {alias} (read_only)"), wait_seconds)
     except duckdb.ResourceInUseException as exc:
         raise RuntimeError(f"{path} is open in this process: close the warehouse connection before publishing the BI copy") from exc
 
@@ -178,7 +174,7 @@ def publish_bi_copy(source_path: str | Path, target_path: str | Path | None = No
         try:
             # An older storage format than this DuckDB writes by default, so BI clients that
             # bundle an older DuckDB (the duckdb CLI on PyPI, ODBC/JDBC drivers) can open it.
-            con.execute(f"attach {_sql_string(str(tmp))} as bi_copy (storage_version {_sql_string(BI_STORAGE_VERSION)})")
+            con.execute(f"attach {sql_string(str(tmp))} as bi_copy (storage_version {sql_string(BI_STORAGE_VERSION)})")
             con.execute("use bi_copy")
             _attach_read_only(con, source, "sop_source", wait_seconds)
             try:

@@ -66,8 +66,9 @@ class Field:
 class View:
     """A `bi` view over one relation (`source`, schema-qualified), filtered by `where`.
 
-    `per_cycle` views carry `is_current_cycle`; `custom` names a builder in `sop_pipeline.bi`
-    for a view that is more than a filtered projection (the plan of record joins three tables).
+    `per_cycle` views carry `is_current_cycle`; `aggregated` views group by their
+    non-aggregate fields (`group by all`); `custom` names a builder in `sop_pipeline.bi` for a
+    view that is more than a filtered projection (the plan of record joins three tables).
     """
 
     name: str
@@ -77,6 +78,7 @@ class View:
     source: str = ""
     where: str | None = None
     per_cycle: bool = True
+    aggregated: bool = False
     custom: str | None = None
 
     @property
@@ -106,7 +108,6 @@ def _over(
     where: str | None = None,
     drop: tuple[str, ...] = (),
     grain: tuple[str, ...] | None = None,
-    extra: tuple[Field, ...] = (),
     replace: dict[str, Col] | None = None,
     names: dict[str, str] | None = None,
 ) -> View:
@@ -115,7 +116,7 @@ def _over(
 
     spec = planning_table(table)
     replace = replace or {}
-    fields = tuple(_bi_field(replace.get(c.name, c), names) for c in spec.columns if c.name not in drop) + extra
+    fields = tuple(_bi_field(replace.get(c.name, c), names) for c in spec.columns if c.name not in drop)
     renamed = {f.reads[0]: f.col.name for f in fields if f.reads}
     key = grain or tuple(renamed.get(g, g) for g in spec.grain if g not in drop)
     return View(name, description, key, fields, source=spec.qualified, where=where)
@@ -168,6 +169,10 @@ def _plan_of_record_view() -> View:
     )
 
 
+def _status_count(name: str, description: str, status: str) -> Field:
+    return Field(Col(name, "int", description, unit="SKUs"), f"count(*) filter (where status = '{status}')", ("status",))
+
+
 def _families_view() -> View:
     described = mart_descriptions()["dim_product"]
     return View(
@@ -177,13 +182,13 @@ def _families_view() -> View:
         (
             Field(Col("family", "text", described["family"]), "family", ("family",)),
             Field(Col("skus", "int", "SKUs in the family.", unit="SKUs"), "count(*)", ()),
-            Field(Col("active_skus", "int", "SKUs with status active.", unit="SKUs"), "count(*) filter (where status = 'active')", ()),
-            Field(Col("npi_skus", "int", "New products (status npi).", unit="SKUs"), "count(*) filter (where status = 'npi')", ()),
-            Field(Col("phase_out_skus", "int", "SKUs being phased out.", unit="SKUs"), "count(*) filter (where status = 'phase_out')", ()),
+            _status_count("active_skus", "SKUs with status active.", "active"),
+            _status_count("npi_skus", "New products (status npi).", "npi"),
+            _status_count("phase_out_skus", "SKUs being phased out.", "phase_out"),
         ),
         source="marts.dim_product",
         per_cycle=False,
-        custom="group_by_family",
+        aggregated=True,
     )
 
 

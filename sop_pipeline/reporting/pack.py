@@ -217,7 +217,7 @@ def _page_images(folder: Path, label: str, pages: list) -> None:
     for old in folder.glob(f"review_pack_{label}_p*.png"):
         old.unlink()
     for number, fig in enumerate(pages, start=1):
-        fig.savefig(folder / f"review_pack_{label}_p{number}.png", dpi=90)
+        fig.savefig(folder / f"review_pack_{label}_p{number:02d}.png", dpi=90)  # sorts in page order
 
 
 def _title_page(label, version, approval, frames):
