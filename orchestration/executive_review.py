@@ -8,7 +8,7 @@ from orchestration.graph import step_graph
 from orchestration.io import CycleStep, chart_folder, code_references, md_image, md_table, planning_key, table_spec
 from orchestration.partitions import ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
-from sop_pipeline.executive.exceptions import exceptions
+from sop_pipeline.executive.exceptions import exception_list
 from sop_pipeline.executive.governance import (
     approval_status,
     plan_of_record_version,
@@ -18,6 +18,7 @@ from sop_pipeline.executive.governance import (
 )
 from sop_pipeline.executive.kpis import executive_summary as summarise
 from sop_pipeline.executive.status import load_cycle_frames
+from sop_pipeline.periods import add_months, cycle_month
 from sop_pipeline.reporting.pack import pack_pages
 from sop_pipeline.reporting.pack import review_pack as write_pack
 from sop_pipeline.warehouse import read_table
@@ -28,13 +29,18 @@ PACK = dg.AssetKey(["reports", "review_pack"])
 PLAN_OF_RECORD = planning_key("plan_of_record")
 RECORD_CHECK = "plan_of_record_is_approved"
 PLAN = [planning_key(n) for n in ("supply_plan", "capacity_plan", "financial_plan", "budget_gap", "forecast_accuracy")]
+# What the exception list reads besides the plan: the demand layers and the supply diagnosis.
+FINDINGS = [
+    planning_key(n)
+    for n in ("demand_plan_layers", "statistical_forecast", "consensus_demand", "product_portfolio", "supply_exceptions")
+]
 
 
 @dg.multi_asset(
     name="executive_summary",
     specs=[
         table_spec("executive_summary", GROUP, PLAN, [summarise]),
-        table_spec("executive_exceptions", GROUP, [*PLAN, planning_key("executive_summary")], [exceptions]),
+        table_spec("exceptions", GROUP, [*PLAN, *FINDINGS, planning_key("executive_summary")], [exception_list]),
     ],
     partitions_def=cycle_partitions,
     backfill_policy=ONE_CYCLE_PER_RUN,
@@ -42,12 +48,16 @@ PLAN = [planning_key(n) for n in ("supply_plan", "capacity_plan", "financial_pla
     can_subset=False,
 )
 def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
-    """Per scenario, the KPIs an executive meeting looks at, and the exceptions above materiality."""
+    """Per scenario, the KPIs an executive meeting looks at; and the one exception list, across
+    the review steps, ranked by money."""
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
     gates, mode = step.settings.gates.executive_review, step.settings.supply.costs.shortfall_mode
     with step.reading() as con:
         frames = load_cycle_frames(con, step.cycle)
         products, resources = read_table(con, "marts.dim_product"), read_table(con, "marts.dim_resource")
+        # the run-rate of phasing-out SKUs: the 12 closed months before the cycle
+        first = cycle_month(step.cycle)
+        sales = read_table(con, "marts.fct_sales_monthly", "month >= ? and month < ?", [add_months(first, -12), first])
     get = frames.get
     summary = summarise(
         step.cycle,
@@ -59,13 +69,12 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         gates,
         mode,
     )
-    listed = exceptions(
-        step.cycle, get("supply_plan"), get("capacity_plan"), get("financial_plan"), get("budget_gap"), gates, products, resources, mode
-    )
-    step.write({"executive_summary": summary, "executive_exceptions": listed})
+    listed = exception_list(step.cycle, frames, step.settings.gates, products, resources, sales, mode)
+    step.write({"executive_summary": summary, "exceptions": listed})
     kpis = summary.filter(pl.col("kpi").is_in(["fill_rate", "revenue", "gross_margin", "inventory_value", "days_of_supply"]))
     yield step.result("executive_summary", summary, kpis=md_table(kpis.select("scenario", "kpi", "value", "unit"), limit=60))
-    yield step.result("executive_exceptions", listed, top=md_table(listed.head(15)))
+    top = listed.filter(pl.col("in_executive_list")).select("rank", "kind", "period_label", "money", "scenarios", "owner", "description")
+    yield step.result("exceptions", listed, executive_list=md_table(top))
 
 
 @dg.multi_asset(
@@ -81,7 +90,7 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             metadata=code_references(write_pack),
             deps=[
                 planning_key("executive_summary"),
-                planning_key("executive_exceptions"),
+                planning_key("exceptions"),
                 planning_key("plan_bridge"),
                 planning_key("consensus_demand"),
                 planning_key("product_segmentation"),

@@ -17,7 +17,7 @@ from sop_pipeline.executive import governance as gov
 from sop_pipeline.executive import kpis
 from sop_pipeline.executive import status as cycle_status
 from sop_pipeline.reporting import pack as review
-from sop_pipeline.settings.gates import ExecutiveGates, Materiality
+from sop_pipeline.settings.gates import ExecutiveGates, Gates, Materiality
 from sop_pipeline.warehouse import query
 
 CYCLE = "2026-11"
@@ -285,49 +285,98 @@ def test_executive_summary_notes_absent_inputs_instead_of_failing():
     details = " | ".join(summary["detail"])
     assert "no supply plan this cycle" in details and "no capacity plan this cycle" in details
     assert "no earlier cycle scored yet" in details
-    assert exc.exceptions(CYCLE).height == 0
+    assert exc.exception_list(CYCLE, {}).height == 0
     assert len(exc.review_notes({})) == 5
 
 
-def test_exceptions_list_only_what_is_above_materiality_ranked_by_money():
-    gates = ExecutiveGates(
-        materiality=Materiality(shortfall_revenue=1000, budget_gap_amount=50_000, budget_gap_pct=5, utilization=0.95, capacity_money=100)
+def test_one_exception_list_across_steps_each_once_with_its_scenarios_ranked_by_money():
+    gates = Gates(
+        executive_review=ExecutiveGates(
+            max_exceptions_in_pack=3,
+            materiality=Materiality(
+                shortfall_revenue=1000, budget_gap_amount=50_000, budget_gap_pct=5, utilization=0.95, capacity_money=100, demand_money=1000
+            ),
+        )
     )
+    rows = []
+    # A (F1) is 200 late in December in both scenarios, 300 + 100 in the outage; B (F2) 50 late.
+    for scenario, late_dec, late_jan in (("baseline", 200.0, 0.0), ("outage", 300.0, 100.0)):
+        rows += [
+            (scenario, "A", "F1", DEC, 1000.0, late_dec),
+            (scenario, "A", "F1", dt.date(2027, 1, 1), 1000.0, late_jan),
+            (scenario, "B", "F2", NOV, 500.0, 50.0),
+        ]
     supply = pl.DataFrame(
-        {
-            "cycle": CYCLE,
-            "scenario": "baseline",
-            "sku": ["A", "B"],
-            "family": ["F1", "F2"],
-            "month": [DEC, NOV],
-            "demand": [1000.0, 500.0],
-            "shortfall": [200.0, 50.0],
-        }
+        rows,
+        orient="row",
+        schema={"scenario": pl.Utf8, "sku": pl.Utf8, "family": pl.Utf8, "month": pl.Date, "demand": pl.Float64, "shortfall": pl.Float64},
+    ).with_columns(pl.lit(CYCLE).alias("cycle"))
+    diagnosis = supply.filter(pl.col("sku") == "A").select(
+        "scenario",
+        "sku",
+        "month",
+        pl.lit("shortfall").alias("exception"),
+        pl.lit("capacity").alias("constraint_kind"),
+        pl.lit("R1").alias("constraint"),
     )
-    products = pl.DataFrame({"sku": ["A", "B"], "unit_price": [10.0, 10.0]})
+    products = pl.DataFrame({"sku": ["A", "B"], "family": ["F1", "F2"], "unit_price": [10.0, 10.0], "unit_cost": [6.0, 6.0]})
     budget = pl.DataFrame(
         {
-            "cycle": CYCLE,
             "scenario": "baseline",
-            "period": "month",
-            "period_label": "2026-12",
-            "family": ["F1", "F2", "F3"],
+            "period": "fiscal_year",
+            "period_label": "FY2027",
+            "family": ["F1", "F2", "F3", "ALL"],
             "measure": "revenue",
-            "plan": [440_000.0, 9_940_000.0, 1_000.0],
-            "budget": [500_000.0, 10_000_000.0, 100_000.0],
+            "plan": [440_000.0, 9_940_000.0, 1_000.0, 10_381_000.0],
+            "budget": [500_000.0, 10_000_000.0, 100_000.0, 10_600_000.0],
         }
     )
     resources = pl.DataFrame({"resource": ["R1", "R2"], "cost_per_hour": [30.0, 30.0], "overtime_cost_per_hour": [40.0, 40.0]})
-    found = exc.exceptions(CYCLE, supply, _capacity(), None, budget, gates, products=products, resources=resources)
-    # F2's shortfall (500), F2's gap (0.6% of budget) and R2 (no money at stake) stay below materiality.
-    assert found.select("rank", "kind", "subject", "money").rows() == [
-        (1, "budget_gap", "F3", 99_000.0),
-        (2, "budget_gap", "F1", 60_000.0),
-        (3, "capacity", "R1", 50 * 110 + 10 * (40 - 30.0)),  # shadow value + overtime premium
-        (4, "shortfall", "F1", 2_000.0),
+    # The sales input takes A's November from 100 to 330 (+230 %) without a reason, inside the
+    # one-month frozen window; its December +10 % has a reason and is outside it.
+    statistical = pl.DataFrame({"sku": "A", "family": "F1", "month": [NOV, DEC], "p50": [100.0, 100.0]})
+    layers = pl.DataFrame(
+        {
+            "sku": "A",
+            "month": [NOV, NOV, DEC, DEC],
+            "layer": ["statistical", "sales", "statistical", "sales"],
+            "layer_rank": [0, 1, 0, 1],
+            "quantity": [100.0, 330.0, 100.0, 110.0],
+            "owner": ["statistical model", "K. Sales", "statistical model", "K. Sales"],
+            "reason": [None, None, None, "trade fair"],
+        }
+    )
+    frames = {
+        "supply_plan": supply,
+        "supply_exceptions": diagnosis,
+        "capacity_plan": _capacity(),
+        "budget_gap": budget,
+        "demand_plan_layers": layers,
+        "statistical_forecast": statistical,
+    }
+    found = exc.exception_list(CYCLE, frames, gates, products, resources)
+    # F2's shortfall (500), F2's gap (0.6 % of budget), the company total and R2 (no money at
+    # stake) stay out; A's shortfall is one row for both scenarios, at the baseline's money.
+    assert found.select("rank", "kind", "money", "scenarios", "in_executive_list").rows() == [
+        (1, "budget_gap", 99_000.0, "baseline", True),
+        (2, "budget_gap", 60_000.0, "baseline", True),
+        (3, "capacity", 50 * 110 + 10 * (40 - 30.0), "baseline", True),  # shadow value + overtime premium
+        (4, "frozen_window_override", 2_300.0, "baseline, outage", False),
+        (5, "override_without_reason", 2_300.0, "baseline, outage", False),
+        (6, "shortfall", 2_000.0, "baseline, outage", False),
     ]
-    assert "below budget by 12.0%" in found["description"][1]
+    shortfall = found.row(5, named=True)
+    assert (shortfall["family"], shortfall["resource"], shortfall["exception_id"]) == ("F1", "R1", "shortfall:F1:R1")
+    assert shortfall["period_label"] == "2026-12" and "200 units late of 1000" in shortfall["description"]
+    assert "K. Sales" in found["owner"][4] and "230%" in found["description"][4]
+    assert found["owner"][0] == "Finance" and "below budget by 12.0%" in found["description"][1]
     assert "R1 (P1)" in found["description"][2]
+    # under lost sales a late unit loses its margin (price - standard cost), not its price
+    # (the baseline's 200 x 4 stays below 1,000; the outage's 400 late units are listed as its own)
+    lost = exc.exception_list(CYCLE, frames, gates, products, resources, shortfall_mode="lost_sales")
+    assert lost.filter(pl.col("kind") == "shortfall").select("money", "scenarios", "in_baseline").rows() == [
+        (400 * (10.0 - 6.0), "outage", False)
+    ]
 
 
 # -- review pack and status ---------------------------------------------------------------------
@@ -356,14 +405,8 @@ def test_review_pack_has_a_title_page_and_one_page_per_review_step(con, tmp_path
     frames["executive_summary"] = kpis.executive_summary(
         CYCLE, frames["supply_plan"], frames["capacity_plan"], frames["financial_plan"], frames["budget_gap"], frames["forecast_accuracy"]
     )
-    frames["executive_exceptions"] = exc.exceptions(
-        CYCLE,
-        frames["supply_plan"],
-        frames["capacity_plan"],
-        frames["financial_plan"],
-        frames["budget_gap"],
-        ExecutiveGates(materiality=Materiality(shortfall_revenue=1, capacity_money=1)),
-    )
+    gates = Gates(executive_review=ExecutiveGates(materiality=Materiality(shortfall_revenue=1, capacity_money=1)))
+    frames["exceptions"] = exc.exception_list(CYCLE, frames, gates)
     charts = {"demand_top_families": _png("demand"), "capacity_load": _png("capacity")}
     status = gov.approval_status(con, CYCLE)
     pack = review.review_pack(tmp_path / "pack", CYCLE, frames, charts, status["current_version"], status)

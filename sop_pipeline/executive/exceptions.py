@@ -1,4 +1,4 @@
-"""What the executive meeting must look at: exceptions above materiality, ranked by money."""
+"""What the meeting must look at: one list of exceptions across the review steps, each once, ranked by money."""
 
 from __future__ import annotations
 
@@ -6,149 +6,291 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from sop_pipeline.demand.exceptions import bias_exceptions, override_exceptions, phase_out_exceptions
+from sop_pipeline.executive.governance import scenario_order
 from sop_pipeline.executive.kpis import budget_rows, present
 from sop_pipeline.periods import cycle_label
 from sop_pipeline.rules import late_units
-from sop_pipeline.settings.gates import ExecutiveGates
+from sop_pipeline.settings.gates import DEFAULT_OWNERS, ExecutiveGates, Gates
 from sop_pipeline.settings.scenarios import BASELINE
 
 EXCEPTIONS_SCHEMA = {
     "cycle": pl.Utf8,
-    "scenario": pl.Utf8,
+    "exception_id": pl.Utf8,
     "rank": pl.Int32,
+    "step": pl.Utf8,
     "kind": pl.Utf8,
-    "subject": pl.Utf8,
-    "month": pl.Date,
+    "family": pl.Utf8,
+    "sku": pl.Utf8,
+    "resource": pl.Utf8,
+    "material": pl.Utf8,
+    "first_month": pl.Date,
+    "last_month": pl.Date,
     "period_label": pl.Utf8,
     "money": pl.Float64,
+    "money_basis": pl.Utf8,
+    "scenarios": pl.Utf8,
+    "in_baseline": pl.Boolean,
+    "owner": pl.Utf8,
     "description": pl.Utf8,
+    "recommendation": pl.Utf8,
+    "in_executive_list": pl.Boolean,
 }
+_PER_SCENARIO = [c for c in EXCEPTIONS_SCHEMA if c not in ("cycle", "rank", "scenarios", "in_baseline", "in_executive_list")]
 
 
-def exceptions(
+def exception_list(
     cycle: str,
-    supply_plan: pl.DataFrame | None = None,
-    capacity_plan: pl.DataFrame | None = None,
-    financial_plan: pl.DataFrame | None = None,
-    budget_gap: pl.DataFrame | None = None,
-    gates: ExecutiveGates | None = None,
+    frames: Mapping[str, pl.DataFrame | None],
+    gates: Gates | None = None,
     products: pl.DataFrame | None = None,
     resources: pl.DataFrame | None = None,
+    sales: pl.DataFrame | None = None,
     shortfall_mode: str = "backorder",
 ) -> pl.DataFrame:
-    """What the executive meeting must look at: only exceptions above materiality, ranked by
-    money within each scenario (`planning.executive_exceptions`).
+    """`planning.exceptions`: one list across the demand, supply and financial reviews, each
+    exception once, ranked by the money at stake, the top `max_exceptions_in_pack` flagged for
+    the executive (`in_executive_list`).
 
-    * shortfall: family-months whose late units x price exceed `shortfall_revenue`. Price is
-      the SKU's `unit_price` from `products` (sku, family, unit_price) when given, else the
-      family-month's planned revenue per unit from the financial plan.
-    * budget_gap: family-periods where |plan - budget| of revenue or gross margin exceeds
-      `budget_gap_amount` and `budget_gap_pct` percent of the budget, at the
-      `budget_gap_period` grain (month or quarter).
-    * capacity: resources whose utilisation exceeds `utilization` in some month; money = the
-      overtime premium they cost (overtime hours x (overtime_cost_per_hour - cost_per_hour)
-      from `resources`, when given) + their shadow value (shadow price x load hours: what
-      scarcity costs the plan), listed when that money reaches `capacity_money`.
-    Whole horizon, every month: an exception in month 20 still deserves a decision now if it is
-    material. Kinds whose inputs are absent are left out; `review_notes` says which.
+    An exception found in several scenarios is one row: `scenarios` lists them (baseline first)
+    and its money is the baseline's when the baseline has it, else the largest of the
+    scenarios', so a risk that only a what-if shows still ranks by what it would cost. Demand is
+    the same in every scenario, so demand findings are in all of them. `frames` are the cycle's
+    planning tables by name (absent ones leave their kinds out, `review_notes` says so);
+    `products` (sku, family, unit_price, unit_cost), `resources` (resource, cost_per_hour,
+    overtime_cost_per_hour) and `sales` (sku, month, quantity: the marts' monthly sales) give
+    prices, overtime premiums and run-rates. Materiality thresholds in money are in gates.yaml.
     """
-    gates = gates or ExecutiveGates()
+    gates = gates or Gates()
+    executive, demand = gates.executive_review, gates.demand_review
+    owners = {**DEFAULT_OWNERS, **executive.owners}
     label = cycle_label(cycle)
-    parts = [
-        _shortfall_exceptions(supply_plan, financial_plan, products, gates, shortfall_mode),
-        _budget_exceptions(budget_gap, gates),
-        _capacity_exceptions(capacity_plan, resources, gates),
-    ]
-    frames = [p for p in parts if p is not None and p.height]
-    if not frames:
-        return pl.DataFrame(schema=EXCEPTIONS_SCHEMA)
-    out = pl.concat(frames, how="diagonal_relaxed").with_columns(pl.lit(label).alias("cycle"))
-    return (
-        out.sort(["scenario", "money", "kind", "subject", "month"], descending=[False, True, False, False, False], nulls_last=True)
-        .with_columns(pl.int_range(1, pl.len() + 1).over("scenario").cast(pl.Int32).alias("rank"))
-        .select([pl.col(c).cast(t) if c in out.columns or c == "rank" else pl.lit(None, t).alias(c) for c, t in EXCEPTIONS_SCHEMA.items()])
+    get = frames.get
+    scenarios = scenario_order(
+        set().union(*(set(f["scenario"].unique()) for f in (get("supply_plan"), get("financial_plan")) if present(f, "scenario")))
+        or {BASELINE}
     )
+    per_scenario = [
+        _shortfall_exceptions(get("supply_plan"), get("supply_exceptions"), products, executive, shortfall_mode, owners),
+        _capacity_exceptions(get("capacity_plan"), resources, executive, owners),
+        _budget_exceptions(get("budget_gap"), executive, owners),
+    ]
+    money = executive.materiality.demand_money
+    shared = [
+        override_exceptions(
+            get("demand_plan_layers"),
+            get("statistical_forecast"),
+            products,
+            label,
+            demand.override_threshold_pct,
+            demand.frozen_months,
+            money,
+        ),
+        bias_exceptions(
+            get("forecast_accuracy"),
+            get("consensus_demand"),
+            products,
+            label,
+            demand.tracking_signal_limit,
+            demand.bias_pct,
+            money,
+            owners["demand_review"],
+        ),
+        phase_out_exceptions(
+            get("product_portfolio"),
+            get("consensus_demand"),
+            sales,
+            products,
+            label,
+            demand.phase_out_share_pct,
+            money,
+            owners["product_review"],
+        ),
+    ]
+    rows = [_conform(f) for f in per_scenario if f is not None and f.height]
+    merged = _merge_scenarios(pl.concat(rows, how="vertical")) if rows else None
+    everyone = ", ".join(scenarios)
+    found = [merged] if merged is not None else []
+    found += [
+        _conform(f.with_columns(pl.lit(BASELINE).alias("scenario")))
+        .drop("scenario")
+        .with_columns(pl.lit(everyone).alias("scenarios"), pl.lit(True).alias("in_baseline"))
+        for f in shared
+        if f is not None and f.height
+    ]
+    if not found:
+        return pl.DataFrame(schema=EXCEPTIONS_SCHEMA)
+    out = pl.concat(found, how="diagonal_relaxed").sort(["money", "exception_id"], descending=[True, False])
+    return out.with_columns(
+        pl.lit(label).alias("cycle"),
+        pl.int_range(1, pl.len() + 1).cast(pl.Int32).alias("rank"),
+        (pl.int_range(1, pl.len() + 1) <= executive.max_exceptions_in_pack).alias("in_executive_list"),
+    ).select([pl.col(c).cast(t) for c, t in EXCEPTIONS_SCHEMA.items()])
+
+
+def _conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """A builder's rows with every per-scenario column (absent ones null) and a period label."""
+    missing = [pl.lit(None, EXCEPTIONS_SCHEMA[c]).alias(c) for c in _PER_SCENARIO if c not in frame.columns]
+    frame = frame.with_columns(missing) if missing else frame
+    span = pl.when(pl.col("first_month") == pl.col("last_month")).then(pl.col("first_month").dt.strftime("%Y-%m"))
+    span = span.otherwise(pl.format("{} to {}", pl.col("first_month").dt.strftime("%Y-%m"), pl.col("last_month").dt.strftime("%Y-%m")))
+    frame = frame.with_columns(pl.coalesce(pl.col("period_label"), span).alias("period_label"))
+    return frame.select("scenario", *[pl.col(c).cast(EXCEPTIONS_SCHEMA[c]) for c in _PER_SCENARIO])
+
+
+def _merge_scenarios(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per exception_id: the baseline's row when the baseline has it, else the
+    scenario's with the most money; `scenarios` every scenario it appears in."""
+    order = {name: k for k, name in enumerate(scenario_order(rows["scenario"].unique()))}
+    ranked = rows.with_columns(
+        pl.col("scenario").replace_strict(order, return_dtype=pl.Int32).alias("_order"),
+        (pl.col("scenario") == BASELINE).alias("_baseline"),
+    )
+    names = (
+        ranked.sort("_order")
+        .group_by("exception_id", maintain_order=True)
+        .agg(pl.col("scenario").str.join(", ").alias("scenarios"), pl.col("_baseline").any().alias("in_baseline"))
+    )
+    chosen = ranked.sort(["exception_id", "_baseline", "money"], descending=[False, True, True]).unique("exception_id", keep="first")
+    return chosen.join(names, on="exception_id").drop("scenario", "_order", "_baseline")
 
 
 def with_scenario(frame: pl.DataFrame) -> pl.DataFrame:
     return frame if "scenario" in frame.columns else frame.with_columns(pl.lit(BASELINE).alias("scenario"))
 
 
-def _shortfall_exceptions(supply, financial, products, gates, shortfall_mode) -> pl.DataFrame | None:
-    if not present(supply, "sku", "month", "demand", "shortfall"):
+def _shortfall_exceptions(supply, diagnosis, products, gates: ExecutiveGates, shortfall_mode, owners) -> pl.DataFrame | None:
+    """Late demand per family and the constraint that binds, over the months it is late: where
+    a decision is taken (more capacity on a resource, another source for a material). Money:
+    under backorders the revenue delivered late (at risk if customers do not wait); under lost
+    sales the margin lost (price - standard cost). Unit price and cost are the product
+    master's, so a unit's value is bounded by its price."""
+    if not present(supply, "sku", "month", "demand", "shortfall") or products is None or "unit_price" not in products.columns:
         return None
     plan = with_scenario(supply)
-    if products is not None and {"sku", "unit_price"} <= set(products.columns):
-        keep = ["sku", "unit_price"] + (["family"] if "family" in products.columns and "family" not in plan.columns else [])
-        plan = plan.join(products.select(keep), on="sku", how="left")
+    keep = ["sku", "unit_price"] + [c for c in ("family", "unit_cost") if c in products.columns and c not in plan.columns]
+    plan = plan.join(products.select(keep), on="sku", how="left")
     if "family" not in plan.columns:
         return None
-    late = plan.with_columns(late_units(shortfall_mode).alias("late"))
-    if "unit_price" in late.columns:
-        fam = late.group_by("scenario", "family", "month").agg(
-            pl.col("late").sum(), pl.col("demand").sum(), (pl.col("late") * pl.col("unit_price").fill_null(0)).sum().alias("money")
-        )
-    elif present(financial, "family", "month", "revenue", "volume"):
-        price = with_scenario(financial).select(
-            "scenario", "family", "month", pl.when(pl.col("volume") > 0).then(pl.col("revenue") / pl.col("volume")).alias("price")
-        )
-        fam = (
-            late.group_by("scenario", "family", "month")
-            .agg(pl.col("late").sum(), pl.col("demand").sum())
-            .join(price, on=["scenario", "family", "month"], how="left")
-            .with_columns((pl.col("late") * pl.col("price").fill_null(0)).alias("money"))
-        )
-    else:
+    lost_sales = shortfall_mode == "lost_sales"
+    cost = pl.col("unit_cost").fill_null(0.0) if lost_sales and "unit_cost" in plan.columns else pl.lit(0.0)
+    unit_value = pl.col("unit_price").fill_null(0.0) - cost
+    late = plan.with_columns(late_units(shortfall_mode).alias("late")).filter(pl.col("late") >= 0.5)
+    if not late.height:
         return None
+    if present(diagnosis, "sku", "month", "exception", "constraint"):
+        why = with_scenario(diagnosis).filter(pl.col("exception") == "shortfall")
+        why = why.select("scenario", "sku", "month", "constraint_kind", "constraint")
+        late = late.join(why, on=["scenario", "sku", "month"], how="left")
+    else:
+        late = late.with_columns(pl.lit(None, pl.Utf8).alias("constraint_kind"), pl.lit(None, pl.Utf8).alias("constraint"))
+    late = late.with_columns(
+        pl.col("constraint_kind").fill_null("unexplained"),
+        pl.col("constraint").fill_null(pl.col("constraint_kind").fill_null("unexplained")),
+        (pl.col("late") * unit_value).alias("money"),
+    )
+    fam = late.group_by("scenario", "family", "constraint_kind", "constraint").agg(
+        pl.col("late").sum(),
+        pl.col("demand").sum(),
+        pl.col("money").sum(),
+        pl.col("month").min().alias("first_month"),
+        pl.col("month").max().alias("last_month"),
+        pl.col("month").n_unique().alias("months"),
+        pl.col("sku").n_unique().alias("skus"),
+    )
+    kind, what = pl.col("constraint_kind"), pl.col("constraint")
+    action = (
+        pl.when(kind == "capacity")
+        .then(pl.format("Add capacity on {} (overtime, another routing or a shift), or accept the late {} units", what, "family"))
+        .when(kind == "material")
+        .then(pl.format("Expedite or second-source {}, or accept the late {} units", what, "family"))
+        .when(kind == "cost")
+        .then(pl.format("Decide whether serving {} is worth its cost (the plan finds it cheaper not to make it)", "family"))
+        .otherwise(pl.format("Supply planning to explain the late {} units before the plan is approved", "family"))
+    )
     return fam.filter((pl.col("money") >= gates.materiality.shortfall_revenue) & (pl.col("money") > 0)).select(
         "scenario",
+        pl.format("shortfall:{}:{}", "family", what).alias("exception_id"),
+        pl.lit("supply_review").alias("step"),
         pl.lit("shortfall").alias("kind"),
-        pl.col("family").alias("subject"),
-        "month",
-        pl.col("month").dt.strftime("%Y-%m").alias("period_label"),
+        "family",
+        pl.when(kind == "capacity").then(what).alias("resource"),
+        pl.when(kind == "material").then(what).alias("material"),
+        "first_month",
+        "last_month",
         "money",
+        pl.lit("margin lost (lost sales)" if lost_sales else "revenue delivered late").alias("money_basis"),
+        pl.lit(owners["supply_review"]).alias("owner"),
         pl.format(
-            "{} {}: {} units late of {} demanded; {} of revenue not delivered in the month",
+            "{}: {} units late of {} demanded ({} SKUs, {} month(s), {} to {}); {}",
             "family",
-            pl.col("month").dt.strftime("%Y-%m"),
             pl.col("late").round(0).cast(pl.Int64),
             pl.col("demand").round(0).cast(pl.Int64),
-            pl.col("money").round(0).cast(pl.Int64),
+            "skus",
+            "months",
+            pl.col("first_month").dt.strftime("%Y-%m"),
+            pl.col("last_month").dt.strftime("%Y-%m"),
+            pl.when(kind == "unexplained").then(pl.lit("no binding constraint found")).otherwise(pl.format("bound by {} {}", kind, what)),
         ).alias("description"),
+        action.alias("recommendation"),
     )
 
 
-def _budget_exceptions(budget_gap, gates) -> pl.DataFrame | None:
+def _budget_exceptions(budget_gap, gates: ExecutiveGates, owners) -> pl.DataFrame | None:
+    """Families whose fiscal year (actuals to date + plan) misses or beats the budget, in
+    revenue or gross margin, by `budget_gap_amount` and `budget_gap_pct`: the year is what a
+    finance lead commits to, so a month-by-month gap is detail for the financial review."""
     if not present(budget_gap, "measure", "plan", "budget"):
         return None
-    rows = budget_rows(with_scenario(budget_gap), gates).filter(
+    rows = with_scenario(budget_gap)
+    if "period" in rows.columns and rows.filter(pl.col("period") == "fiscal_year").height:
+        rows = rows.filter(pl.col("period") == "fiscal_year")
+        rows = budget_rows(rows, ExecutiveGates(budget_gap_period="month")) if rows.height else rows
+    else:
+        rows = budget_rows(rows, gates)
+    rows = rows.filter(
         pl.col("measure").is_in(["revenue", "gross_margin"])
         & (pl.col("gap").abs() >= gates.materiality.budget_gap_amount)
         & (pl.col("gap_pct").abs() >= gates.materiality.budget_gap_pct)
     )
+    if not rows.height:
+        return None
     family = pl.col("family") if "family" in rows.columns else pl.lit("ALL")
-    month = pl.col("month").cast(pl.Date) if "month" in rows.columns else pl.lit(None, pl.Date)  # null for a quarter
+    month = pl.col("month").cast(pl.Date) if "month" in rows.columns else pl.lit(None, pl.Date)
+    below = pl.col("gap") < 0
+    measure = pl.col("measure").str.replace("_", " ")
     return rows.select(
         "scenario",
+        pl.format("budget_gap:{}:{}:{}", family, "period_label", "measure").alias("exception_id"),
+        pl.lit("financial_review").alias("step"),
         pl.lit("budget_gap").alias("kind"),
-        family.alias("subject"),
-        month.alias("month"),
+        family.alias("family"),
+        month.alias("first_month"),
+        month.alias("last_month"),
         "period_label",
         pl.col("gap").abs().alias("money"),
+        pl.format("{} {} budget", measure, pl.when(below).then(pl.lit("below")).otherwise(pl.lit("above"))).alias("money_basis"),
+        pl.lit(owners["financial_review"]).alias("owner"),
         pl.format(
             "{} {} {}: plan {} vs budget {} ({} {}%)",
             family,
-            pl.col("period_label"),
-            pl.col("measure"),
+            "period_label",
+            measure,
             pl.col("plan").round(0).cast(pl.Int64),
             pl.col("budget").round(0).cast(pl.Int64),
-            pl.when(pl.col("gap") < 0).then(pl.lit("below budget by")).otherwise(pl.lit("above budget by")),
+            pl.when(below).then(pl.lit("below budget by")).otherwise(pl.lit("above budget by")),
             pl.col("gap_pct").abs().round(1),
         ).alias("description"),
+        pl.when(below)
+        .then(pl.format("Close the {} {} gap with demand actions, or restate the latest estimate", family, "period_label"))
+        .otherwise(pl.format("Confirm the {} upside and raise the {} estimate", family, "period_label"))
+        .alias("recommendation"),
     )
 
 
-def _capacity_exceptions(capacity, resources, gates) -> pl.DataFrame | None:
+def _capacity_exceptions(capacity, resources, gates: ExecutiveGates, owners) -> pl.DataFrame | None:
+    """Resources above `utilization` in some month whose overtime premium + shadow value
+    (shadow price x load hours: what their scarcity costs the plan) reaches `capacity_money`."""
     if not present(capacity, "resource", "month", "utilization"):
         return None
     cap = with_scenario(capacity)
@@ -174,6 +316,8 @@ def _capacity_exceptions(capacity, resources, gates) -> pl.DataFrame | None:
             pl.len().alias("months"),
             pl.col("utilization").max().alias("peak"),
             pl.col("month").first().alias("peak_month"),
+            pl.col("month").min().alias("first_month"),
+            pl.col("month").max().alias("last_month"),
             pl.col("overtime_hours").fill_null(0).sum().alias("overtime_hours"),
             (pl.col("overtime_hours").fill_null(0) * pl.col("overtime_premium").fill_null(0)).sum().alias("overtime_cost"),
             (pl.col("shadow_price").fill_null(0) * pl.col("load_hours").fill_null(0)).sum().alias("shadow_value"),
@@ -183,11 +327,15 @@ def _capacity_exceptions(capacity, resources, gates) -> pl.DataFrame | None:
     )
     return per.filter((pl.col("money") >= gates.materiality.capacity_money) & (pl.col("money") > 0)).select(
         "scenario",
+        pl.format("capacity:{}", "resource").alias("exception_id"),
+        pl.lit("supply_review").alias("step"),
         pl.lit("capacity").alias("kind"),
-        pl.col("resource").alias("subject"),
-        pl.col("peak_month").alias("month"),
-        pl.col("peak_month").dt.strftime("%Y-%m").alias("period_label"),
+        "resource",
+        "first_month",
+        "last_month",
         "money",
+        pl.lit("overtime premium + shadow value").alias("money_basis"),
+        pl.lit(owners["supply_review"]).alias("owner"),
         pl.format(
             "{} ({}): above {}% utilisation in {} month(s), peak {}% in {}; {} overtime hours costing {}; "
             "one more hour worth up to {}, shadow value {}",
@@ -202,6 +350,9 @@ def _capacity_exceptions(capacity, resources, gates) -> pl.DataFrame | None:
             pl.col("max_shadow_price").round(2),
             pl.col("shadow_value").round(0).cast(pl.Int64),
         ).alias("description"),
+        pl.format(
+            "Approve overtime or qualify an alternate routing for {} before {}", "resource", pl.col("first_month").dt.strftime("%Y-%m")
+        ).alias("recommendation"),
     )
 
 

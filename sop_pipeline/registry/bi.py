@@ -290,8 +290,9 @@ def bi_views() -> tuple[View, ...]:
         ),
         _over(
             "exceptions",
-            "executive_exceptions",
-            "The exceptions the executive sees, per cycle and scenario, ranked by money at stake.",
+            "exceptions",
+            "The cycle's exceptions across demand, supply and finance, each once with the scenarios it appears in, ranked "
+            "by money at stake; in_executive_list marks the executive's top list.",
         ),
         _over(
             "reconciliation",

@@ -17,6 +17,15 @@ class DemandGates(StrictModel):
     override_threshold_pct: float = Field(50.0, ge=0)
     # The published forecast's backtest WAPE may be at most this multiple of seasonal naive's.
     max_backtest_ratio_to_naive: float = Field(1.0, gt=0)
+    # The first this-many months of the horizon are frozen: any input changing them is an
+    # exception for the meeting (0 = no frozen window).
+    frozen_months: int = Field(1, ge=0)
+    # A family's forecast is biased when its tracking signal reaches this limit (Brown's +-4)
+    # and its bias this percentage of actual units.
+    tracking_signal_limit: float = Field(4.0, gt=0)
+    bias_pct: float = Field(10.0, ge=0)
+    # Phase-outs are an exception when they take this share of a family's run-rate volume.
+    phase_out_share_pct: float = Field(10.0, ge=0)
 
 
 class SupplyGates(StrictModel):
@@ -45,6 +54,16 @@ class Materiality(StrictModel):
     budget_gap_pct: float = Field(5.0, ge=0)
     utilization: float = Field(0.95, ge=0)
     capacity_money: float = Field(0.0, ge=0)
+    # Demand findings (overrides, frozen-window changes, bias, phase-outs) worth this much.
+    demand_money: float = Field(5_000.0, ge=0)
+
+
+DEFAULT_OWNERS = {
+    "product_review": "Product management",
+    "demand_review": "Demand planning",
+    "supply_review": "Supply planning",
+    "financial_review": "Finance",
+}
 
 
 class ExecutiveGates(StrictModel):
@@ -53,6 +72,8 @@ class ExecutiveGates(StrictModel):
     budget_gap_period: Literal["month", "quarter"] = "month"
     max_exceptions_in_pack: int = Field(15, ge=1)
     materiality: Materiality = Materiality()
+    # Who owns an exception when its input names nobody (an override names its owner).
+    owners: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_OWNERS))
 
 
 class Gates(StrictModel):
