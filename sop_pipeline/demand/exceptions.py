@@ -32,6 +32,11 @@ def _price(products: pl.DataFrame | None) -> pl.DataFrame:
     return products.select("sku", pl.col("unit_price").cast(pl.Float64))
 
 
+def _span() -> pl.Expr:
+    first, last = pl.col("first_month").dt.strftime(MONTH_FMT), pl.col("last_month").dt.strftime(MONTH_FMT)
+    return pl.when(first == last).then(first).otherwise(pl.format("{} to {}", first, last))
+
+
 def _input_rows(moved: pl.DataFrame, products, kind: str, basis: str) -> pl.DataFrame:
     """SKU-month rows an input moved -> one exception per SKU and input layer."""
     per = (
@@ -95,20 +100,25 @@ def override_exceptions(
         parts.append(
             rows.with_columns(
                 pl.format(
-                    "{} {}-{}: the {} input ({}) moved {} units ({}%) against the statistical forecast in {} month(s), without a reason",
+                    "{} {}: the {} input ({}) moved {} units ({}%) against the statistical forecast in {} month(s), "
+                    "without a reason{}",
                     "sku",
-                    pl.col("first_month").dt.strftime(MONTH_FMT),
-                    pl.col("last_month").dt.strftime(MONTH_FMT),
+                    _span(),
                     "layer",
                     "owner",
                     pl.col("change").round(0).cast(pl.Int64),
                     (100 * pl.col("change") / pl.max_horizontal(pl.col("before"), pl.lit(1.0))).round(0).cast(pl.Int64),
                     "months",
+                    pl.when(pl.col("first_month") < frozen_end)
+                    .then(pl.lit(f", and inside the {frozen_months}-month frozen window"))
+                    .otherwise(pl.lit("")),
                 ).alias("description"),
                 pl.format("{} to give the reason for the {} input on {}, or withdraw it", "owner", "layer", "sku").alias("recommendation"),
             )
         )
+    # An unexplained override inside the window is one finding (its sentence says both).
     frozen = staged.filter((pl.col("month") < frozen_end) & (pl.col("quantity") - pl.col("before")).abs().ge(0.5))
+    frozen = frozen.join(unexplained, on=["sku", "layer"], how="anti")
     if frozen.height and frozen_months > 0:
         rows = _input_rows(frozen, products, "frozen_window_override", "revenue changed inside the frozen window")
         parts.append(
@@ -117,7 +127,7 @@ def override_exceptions(
                     "{} {}: the {} input ({}) changes demand by {} units inside the {}-month frozen window, where "
                     "production is already scheduled",
                     "sku",
-                    pl.col("first_month").dt.strftime(MONTH_FMT),
+                    _span(),
                     "layer",
                     "owner",
                     pl.col("change").round(0).cast(pl.Int64),
@@ -197,7 +207,7 @@ def bias_exceptions(
         pl.lit("next 12 months' revenue mis-planned if the bias persists").alias("money_basis"),
         pl.lit(owner).alias("owner"),
         pl.format(
-            "{}: consensus {} by {}% on {} scored family-months since cycle {} (tracking signal {:+}, limit {})",
+            "{}: consensus {} by {}% on {} scored family-months since cycle {} (tracking signal {}, limit ±{})",
             "family",
             pl.when(over).then(pl.lit("over-forecast")).otherwise(pl.lit("under-forecast")),
             pl.col("bias_pct").abs().round(1),
@@ -220,15 +230,14 @@ def phase_out_exceptions(
     sales: pl.DataFrame | None,
     products: pl.DataFrame | None,
     cycle: str,
-    min_share_pct: float,
     min_money: float,
     owner: str,
 ) -> pl.DataFrame | None:
     """Families losing volume to phase-outs within the next 12 months. A phasing-out SKU's
     run-rate is its average monthly sales over the 12 closed months before the cycle; what the
-    plan no longer sells of it (run-rate - consensus, per month) is the volume lost. Listed when
-    the family loses at least `min_share_pct` of its run-rate volume and `min_money` of revenue:
-    the products.csv inputs name no successor that would take the volume over."""
+    plan no longer sells of it (run-rate - consensus, per month) is the volume lost, and its
+    revenue the money (listed from `min_money`; the sentence gives the share of the family's
+    volume). The product master names no successor that would take the volume over."""
     if portfolio is None or consensus is None or sales is None or not portfolio.height or not sales.height:
         return None
     first = cycle_month(cycle)
@@ -257,7 +266,7 @@ def phase_out_exceptions(
         )
         .join(family_rate, on="family", how="left")
         .with_columns((100 * pl.col("lost") / (12 * pl.col("family_rate"))).alias("share_pct"))
-        .filter((pl.col("share_pct") >= min_share_pct) & (pl.col("money") >= max(min_money, 1e-9)))
+        .filter(pl.col("money") >= max(min_money, 1e-9))
     )
     if not lost.height:
         return None

@@ -102,7 +102,6 @@ def exception_list(
             sales,
             products,
             label,
-            demand.phase_out_share_pct,
             money,
             owners["product_review"],
         ),
@@ -255,35 +254,41 @@ def _budget_exceptions(budget_gap, gates: ExecutiveGates, owners) -> pl.DataFram
     )
     if not rows.height:
         return None
-    family = pl.col("family") if "family" in rows.columns else pl.lit("ALL")
+    if "family" not in rows.columns:
+        rows = rows.with_columns(pl.lit("ALL").alias("family"))
     month = pl.col("month").cast(pl.Date) if "month" in rows.columns else pl.lit(None, pl.Date)
+    part = pl.format(
+        "{} plan {} vs budget {} ({} {}%)",
+        pl.col("measure").str.replace("_", " "),
+        pl.col("plan").round(0).cast(pl.Int64),
+        pl.col("budget").round(0).cast(pl.Int64),
+        pl.when(pl.col("gap") < 0).then(pl.lit("below budget by")).otherwise(pl.lit("above budget by")),
+        pl.col("gap_pct").abs().round(1),
+    )
+    # Revenue and margin of one family and period are one finding: its money is the larger gap.
+    per = (
+        rows.with_columns(part.alias("part"), month.alias("first_month"), pl.col("gap").abs().alias("money"))
+        .sort("measure", descending=True)  # revenue before gross_margin
+        .group_by("scenario", "family", "period_label", "first_month", maintain_order=True)
+        .agg(pl.col("part").str.join("; "), pl.col("money").max(), pl.col("gap").sort_by(pl.col("gap").abs()).last().alias("gap"))
+    )
     below = pl.col("gap") < 0
-    measure = pl.col("measure").str.replace("_", " ")
-    return rows.select(
+    return per.select(
         "scenario",
-        pl.format("budget_gap:{}:{}:{}", family, "period_label", "measure").alias("exception_id"),
+        pl.format("budget_gap:{}:{}", "family", "period_label").alias("exception_id"),
         pl.lit("financial_review").alias("step"),
         pl.lit("budget_gap").alias("kind"),
-        family.alias("family"),
-        month.alias("first_month"),
-        month.alias("last_month"),
+        "family",
+        "first_month",
+        pl.col("first_month").alias("last_month"),
         "period_label",
-        pl.col("gap").abs().alias("money"),
-        pl.format("{} {} budget", measure, pl.when(below).then(pl.lit("below")).otherwise(pl.lit("above"))).alias("money_basis"),
+        "money",
+        pl.when(below).then(pl.lit("gap to budget (below)")).otherwise(pl.lit("gap to budget (above)")).alias("money_basis"),
         pl.lit(owners["financial_review"]).alias("owner"),
-        pl.format(
-            "{} {} {}: plan {} vs budget {} ({} {}%)",
-            family,
-            "period_label",
-            measure,
-            pl.col("plan").round(0).cast(pl.Int64),
-            pl.col("budget").round(0).cast(pl.Int64),
-            pl.when(below).then(pl.lit("below budget by")).otherwise(pl.lit("above budget by")),
-            pl.col("gap_pct").abs().round(1),
-        ).alias("description"),
+        pl.format("{} {}: {}", "family", "period_label", "part").alias("description"),
         pl.when(below)
-        .then(pl.format("Close the {} {} gap with demand actions, or restate the latest estimate", family, "period_label"))
-        .otherwise(pl.format("Confirm the {} upside and raise the {} estimate", family, "period_label"))
+        .then(pl.format("Close the {} {} gap with demand actions, or restate the latest estimate", "family", "period_label"))
+        .otherwise(pl.format("Confirm the {} upside and raise the {} estimate", "family", "period_label"))
         .alias("recommendation"),
     )
 

@@ -23,9 +23,7 @@ class DemandGates(StrictModel):
     # A family's forecast is biased when its tracking signal reaches this limit (Brown's +-4)
     # and its bias this percentage of actual units.
     tracking_signal_limit: float = Field(4.0, gt=0)
-    bias_pct: float = Field(10.0, ge=0)
-    # Phase-outs are an exception when they take this share of a family's run-rate volume.
-    phase_out_share_pct: float = Field(10.0, ge=0)
+    bias_pct: float = Field(5.0, ge=0)
 
 
 class SupplyGates(StrictModel):
