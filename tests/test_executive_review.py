@@ -334,16 +334,19 @@ def test_one_exception_list_across_steps_each_once_with_its_scenarios_ranked_by_
     resources = pl.DataFrame({"resource": ["R1", "R2"], "cost_per_hour": [30.0, 30.0], "overtime_cost_per_hour": [40.0, 40.0]})
     # The sales input takes A's November from 100 to 330 (+230 %) without a reason, inside the
     # one-month frozen window; its December +10 % has a reason and is outside it.
-    statistical = pl.DataFrame({"sku": "A", "family": "F1", "month": [NOV, DEC], "p50": [100.0, 100.0]})
+    # B's marketing input adds 15 % to its frozen November with a reason: listed for the frozen window.
+    statistical = pl.DataFrame(
+        {"sku": ["A", "A", "B"], "family": ["F1", "F1", "F2"], "month": [NOV, DEC, NOV], "p50": [100.0, 100.0, 1000.0]}
+    )
     layers = pl.DataFrame(
         {
-            "sku": "A",
-            "month": [NOV, NOV, DEC, DEC],
-            "layer": ["statistical", "sales", "statistical", "sales"],
-            "layer_rank": [0, 1, 0, 1],
-            "quantity": [100.0, 330.0, 100.0, 110.0],
-            "owner": ["statistical model", "K. Sales", "statistical model", "K. Sales"],
-            "reason": [None, None, None, "trade fair"],
+            "sku": ["A", "A", "A", "A", "B", "B"],
+            "month": [NOV, NOV, DEC, DEC, NOV, NOV],
+            "layer": ["statistical", "sales", "statistical", "sales", "statistical", "marketing"],
+            "layer_rank": [0, 1, 0, 1, 0, 2],
+            "quantity": [100.0, 330.0, 100.0, 110.0, 1000.0, 1150.0],
+            "owner": ["statistical model", "K. Sales", "statistical model", "K. Sales", "statistical model", "M. Brand"],
+            "reason": [None, None, None, "trade fair", None, "promotion"],
         }
     )
     frames = {
@@ -361,14 +364,16 @@ def test_one_exception_list_across_steps_each_once_with_its_scenarios_ranked_by_
         (1, "budget_gap", 99_000.0, "baseline", True),
         (2, "budget_gap", 60_000.0, "baseline", True),
         (3, "capacity", 50 * 110 + 10 * (40 - 30.0), "baseline", True),  # shadow value + overtime premium
-        (4, "frozen_window_override", 2_300.0, "baseline, outage", False),
-        (5, "override_without_reason", 2_300.0, "baseline, outage", False),
-        (6, "shortfall", 2_000.0, "baseline, outage", False),
+        (4, "override_without_reason", 2_300.0, "baseline, outage", False),  # one finding, frozen window too
+        (5, "shortfall", 2_000.0, "baseline, outage", False),
+        (6, "frozen_window_override", 150 * 10.0, "baseline, outage", False),
     ]
-    shortfall = found.row(5, named=True)
+    shortfall = found.row(4, named=True)
     assert (shortfall["family"], shortfall["resource"], shortfall["exception_id"]) == ("F1", "R1", "shortfall:F1:R1")
     assert shortfall["period_label"] == "2026-12" and "200 units late of 1000" in shortfall["description"]
-    assert "K. Sales" in found["owner"][4] and "230%" in found["description"][4]
+    assert found["owner"][3] == "K. Sales" and "230%" in found["description"][3]
+    assert "inside the 1-month frozen window" in found["description"][3]
+    assert found["owner"][5] == "M. Brand" and "150 units inside the 1-month frozen window" in found["description"][5]
     assert found["owner"][0] == "Finance" and "below budget by 12.0%" in found["description"][1]
     assert "R1 (P1)" in found["description"][2]
     # under lost sales a late unit loses its margin (price - standard cost), not its price
