@@ -8,7 +8,7 @@ from orchestration.graph import step_graph
 from orchestration.io import CycleStep, chart_folder, code_references, md_image, md_table, planning_key, table_spec
 from orchestration.partitions import ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
-from sop_pipeline.executive.exceptions import exception_list
+from sop_pipeline.executive.exceptions import exception_list, layer_points
 from sop_pipeline.executive.governance import (
     approval_status,
     plan_of_record_version,
@@ -31,8 +31,7 @@ RECORD_CHECK = "plan_of_record_is_approved"
 PLAN = [planning_key(n) for n in ("supply_plan", "capacity_plan", "financial_plan", "budget_gap", "forecast_accuracy")]
 # What the exception list reads besides the plan: the demand layers and the supply diagnosis.
 FINDINGS = [
-    planning_key(n)
-    for n in ("demand_plan_layers", "statistical_forecast", "consensus_demand", "product_portfolio", "supply_exceptions")
+    planning_key(n) for n in ("demand_plan_layers", "statistical_forecast", "consensus_demand", "product_portfolio", "supply_exceptions")
 ]
 
 
@@ -58,6 +57,7 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         # the run-rate of phasing-out SKUs: the 12 closed months before the cycle
         first = cycle_month(step.cycle)
         sales = read_table(con, "marts.fct_sales_monthly", "month >= ? and month < ?", [add_months(first, -12), first])
+        frames["layer_points"] = layer_points(con, step.cycle)
     get = frames.get
     summary = summarise(
         step.cycle,

@@ -2,6 +2,8 @@
 scenarios and money, ranked by money, demand findings on the executive's list, amounts worked
 out again from the planning tables in SQL."""
 
+import datetime as dt
+
 import duckdb
 import polars as pl
 import pytest
@@ -100,3 +102,25 @@ def test_a_shortfall_is_its_late_units_at_the_product_price(cycle_warehouse):
         )
         assert row["money"] == pytest.approx(late["money"][0], rel=1e-9)
         assert f"{round(late['late'][0])} units late" in row["description"]
+
+
+def test_layer_points_are_the_changes_inputs_made_in_earlier_cycles_against_actuals(cycle_warehouse):
+    from sop_pipeline.executive.exceptions import layer_points
+
+    con = duckdb.connect(str(cycle_warehouse), read_only=True)
+    try:
+        points = layer_points(con, CYCLE)
+        layers = q(cycle_warehouse, "select * from planning.demand_plan_layers where cycle = '2026-10'")
+        sales = q(cycle_warehouse, "select sku, month, quantity from marts.fct_sales_monthly")
+    finally:
+        con.close()
+    assert points.height and set(points["forecast_cycle"]) == {"2026-10"}
+    assert points["month"].max() < dt.date(2026, 11, 1)
+    # every point looked up again: the layer's plan, the layer below it on that SKU-month, the sales
+    for row in points.head(20).iter_rows(named=True):
+        same = layers.filter((pl.col("sku") == row["sku"]) & (pl.col("month") == row["month"])).sort("layer_rank")
+        ranks = same["layer"].to_list()
+        k = ranks.index(row["layer"])
+        assert row["after"] == same["quantity"][k] and row["before"] == same["quantity"][k - 1]
+        sold = sales.filter((pl.col("sku") == row["sku"]) & (pl.col("month") == row["month"]))["quantity"]
+        assert row["actual"] == (sold[0] if sold.len() else 0.0)

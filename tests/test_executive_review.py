@@ -465,3 +465,28 @@ def test_review_pack_lists_an_exception_shared_by_every_scenario_once():
     )
     distinct = _distinct_exceptions(excs)
     assert distinct.select("scenario", "kind").rows() == [("baseline", "budget_gap"), ("outage", "shortfall")]
+
+
+def test_a_layer_that_worsened_the_items_it_touched_is_listed_with_the_revenue_of_its_extra_error():
+    from sop_pipeline.demand.exceptions import layer_fva_exceptions
+
+    # A: the input took a right forecast (100) to 150; B: it took 80 to the actual 100. On what it
+    # touched: WAPE 10 % before (20 / 200), 25 % after (50 / 200): -15 points; extra error
+    # 50 - 20 = 30 units x price 10 = 300. The other owner's layer improved its item.
+    points = pl.DataFrame(
+        {
+            "forecast_cycle": "2026-09",
+            "sku": ["A", "B", "A"],
+            "month": [dt.date(2026, 10, 1)] * 3,
+            "layer": ["marketing", "marketing", "sales"],
+            "owner": ["S. Brand", "S. Brand", "K. Sales"],
+            "before": [100.0, 80.0, 60.0],
+            "after": [150.0, 100.0, 90.0],
+            "actual": [100.0, 100.0, 100.0],
+        }
+    )
+    products = pl.DataFrame({"sku": ["A", "B"], "unit_price": [10.0, 10.0]})
+    found = layer_fva_exceptions(points, products, max_loss_pts=2, min_money=100)
+    assert found.select("exception_id", "owner", "money").rows() == [("layer_fva:marketing:S. Brand", "S. Brand", 300.0)]
+    assert "WAPE 25.0% after it vs 10.0% before on 2 SKU-months" in found["description"][0]
+    assert layer_fva_exceptions(points, products, max_loss_pts=16, min_money=100) is None

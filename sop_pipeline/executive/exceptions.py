@@ -6,13 +6,15 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from sop_pipeline.demand.exceptions import bias_exceptions, override_exceptions, phase_out_exceptions
+from sop_pipeline.demand import STATISTICAL
+from sop_pipeline.demand.exceptions import bias_exceptions, layer_fva_exceptions, override_exceptions, phase_out_exceptions
 from sop_pipeline.executive.governance import scenario_order
 from sop_pipeline.executive.kpis import budget_rows, present
-from sop_pipeline.periods import cycle_label
+from sop_pipeline.periods import add_months, cycle_label, cycle_month
 from sop_pipeline.rules import late_units
 from sop_pipeline.settings.gates import DEFAULT_OWNERS, ExecutiveGates, Gates
 from sop_pipeline.settings.scenarios import BASELINE
+from sop_pipeline.warehouse import query
 
 EXCEPTIONS_SCHEMA = {
     "cycle": pl.Utf8,
@@ -56,7 +58,8 @@ def exception_list(
     and its money is the baseline's when the baseline has it, else the largest of the
     scenarios', so a risk that only a what-if shows still ranks by what it would cost. Demand is
     the same in every scenario, so demand findings are in all of them. `frames` are the cycle's
-    planning tables by name (absent ones leave their kinds out, `review_notes` says so);
+    planning tables by name (absent ones leave their kinds out, `review_notes` says so), plus
+    `layer_points` (`layer_points()`: earlier cycles' inputs against actuals);
     `products` (sku, family, unit_price, unit_cost), `resources` (resource, cost_per_hour,
     overtime_cost_per_hour) and `sales` (sku, month, quantity: the marts' monthly sales) give
     prices, overtime premiums and run-rates. Materiality thresholds in money are in gates.yaml.
@@ -105,6 +108,7 @@ def exception_list(
             money,
             owners["product_review"],
         ),
+        layer_fva_exceptions(get("layer_points"), products, demand.fva_loss_pts, money),
     ]
     rows = [_conform(f) for f in per_scenario if f is not None and f.height]
     merged = _merge_scenarios(pl.concat(rows, how="vertical")) if rows else None
@@ -125,6 +129,28 @@ def exception_list(
         pl.int_range(1, pl.len() + 1).cast(pl.Int32).alias("rank"),
         (pl.int_range(1, pl.len() + 1) <= executive.max_exceptions_in_pack).alias("in_executive_list"),
     ).select([pl.col(c).cast(t) for c, t in EXCEPTIONS_SCHEMA.items()])
+
+
+def layer_points(con, cycle: str, lookback: int = 12) -> pl.DataFrame:
+    """Every SKU-month an input layer changed in the `lookback` cycles before `cycle`, with the
+    plan before and after it and the actual units (closed months only, 0 when nothing sold):
+    what `layer_fva_exceptions` scores."""
+    first = cycle_month(cycle)
+    return query(
+        con,
+        """
+        with layers as (
+            select cycle as forecast_cycle, sku, month, layer, owner, quantity as after,
+                   lag(quantity) over (partition by cycle, sku, month order by layer_rank) as before
+            from planning.demand_plan_layers where cycle < ? and cycle >= ?
+        )
+        select l.forecast_cycle, l.sku, l.month, l.layer, l.owner, l.before, l.after, coalesce(s.quantity, 0.0) as actual
+        from layers l left join marts.fct_sales_monthly s on s.sku = l.sku and s.month = l.month
+        where l.layer <> ? and l.before is not null and l.month < ? and abs(l.after - l.before) >= 0.5
+        order by all
+        """,
+        [cycle_label(first), cycle_label(add_months(first, -lookback)), STATISTICAL, first],
+    )
 
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:

@@ -36,13 +36,14 @@ EXECUTIVE_TABLES = (
             text("step", "Review step that found it.", isin=("demand_review", "supply_review", "financial_review")),
             text(
                 "kind",
-                "override_without_reason, frozen_window_override, forecast_bias, phase_out_loss (demand), shortfall, "
-                "capacity (supply), budget_gap (finance).",
+                "override_without_reason, frozen_window_override, forecast_bias, phase_out_loss, layer_fva (demand), "
+                "shortfall, capacity (supply), budget_gap (finance).",
                 isin=(
                     "override_without_reason",
                     "frozen_window_override",
                     "forecast_bias",
                     "phase_out_loss",
+                    "layer_fva",
                     "shortfall",
                     "capacity",
                     "budget_gap",

@@ -24,6 +24,8 @@ class DemandGates(StrictModel):
     # and its bias this percentage of actual units.
     tracking_signal_limit: float = Field(4.0, gt=0)
     bias_pct: float = Field(5.0, ge=0)
+    # An input layer that lost this many WAPE points on the SKU-months it touched is listed.
+    fva_loss_pts: float = Field(2.0, ge=0)
 
 
 class SupplyGates(StrictModel):
