@@ -218,17 +218,24 @@ def _budget_kpis(kpis: _Kpis, scenario: str, budget_gap: pl.DataFrame | None, ga
         why = "this scenario" if budget is not None else "this cycle (no budget or no financial plan)"
         kpis.add(scenario, "budget_gap_revenue", None, "currency", f"not available: no budget gap {why}")
         return
+    # Over the same months as revenue and margin, so the figures side by side are comparable.
+    monthly = "month" in budget.columns and budget["month"].null_count() == 0
+    if monthly:
+        budget = window(budget, kpis.start, kpis.end)
     for measure in ("revenue", "gross_margin"):
         part = budget.filter(pl.col("measure") == measure)
         if not part.height:
             continue
         plan_total, budget_total = float(part["plan"].sum()), float(part["budget"].sum())
+        periods = part["period_label"].n_unique()
         kpis.add(
             scenario,
             f"budget_gap_{measure}",
             plan_total - budget_total,
             "currency",
-            f"plan - budget over {part['period_label'].n_unique()} budgeted period(s)",
+            f"plan - budget, {kpis.window} ({periods} budgeted month(s))"
+            if monthly
+            else f"plan - budget over {periods} budgeted period(s), whole horizon",
         )
         kpis.add(
             scenario,
