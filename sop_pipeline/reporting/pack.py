@@ -540,7 +540,11 @@ def review_pack(
     tmp = temp_path(target)
     try:
         with rc_context({"pdf.fonttype": 42}):
-            meta = {"Title": f"S&OP review pack {label}", "Subject": f"plan version {plan_version or 'unknown'}"}
+            # The approval in the metadata too: a file browser or a script sees it without opening the pack.
+            subject = f"plan version {plan_version or 'unknown'}; approval: {(approval or {}).get('reason', 'unknown')}"
+            if published_version(frames) is not None and published_version(frames) == plan_version:
+                subject += "; plan of record published"
+            meta = {"Title": f"S&OP review pack {label}", "Subject": subject}
             with PdfPages(tmp, metadata=meta) as pdf:
                 for fig in pages:
                     pdf.savefig(fig)
