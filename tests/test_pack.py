@@ -285,7 +285,7 @@ def test_publishing_the_plan_of_record_rewrites_the_pack_with_who_approved(wareh
         f"Approved: scenario baseline by Dana (CEO) on {decision['decided_at']:%Y-%m-%d %H:%M} UTC, "
         f"plan version {governance.short_version(decision['plan_version'])}" in page_one
     )
-    assert "The plan of record is published." in page_one
+    assert "the plan of record is published." in page_one
     assert b"plan of record published" in pdf.read_bytes()  # the PDF's Subject says so too
     con = duckdb.connect(str(warehouse_copy), read_only=True)
     try:

@@ -592,13 +592,13 @@ def _approval_lines(label: str, version: str | None, approval: Mapping[str, Any]
     header = f"Plan version {shown}, pack generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
     if latest and (approval or {}).get("matches"):
         record = (
-            "The plan of record is published."
+            "the plan of record is published."
             if published is not None and published == version
-            else "The plan of record is not published yet (approval sensor, or sop run)."
+            else "the plan of record is not published yet (approval sensor, or sop run)."
         )
         text = (
             f"Approved: scenario {latest['scenario']} by {latest['decided_by']} on {latest['decided_at']:%Y-%m-%d %H:%M} UTC, "
-            f"plan version {short_version(latest['plan_version'])}. {record}"
+            f"plan version {short_version(latest['plan_version'])}; {record}"
         )
         return header, _Note(text, 10.5, "#1b5e20", "bold")
     if latest:
@@ -642,6 +642,8 @@ def _decision_exceptions(frames, gates: ExecutiveGates) -> tuple[pl.DataFrame | 
     old = frames.get("executive_exceptions")
     if old is None or not old.height:
         return None, 0
+    # Scenarios' copies of one exception differ in the cents of their money: one row, its scenarios listed.
+    old = old.with_columns(pl.col("money").round(0))
     distinct = _distinct_exceptions(old).head(gates.max_exceptions_in_pack)
     key = [c for c in ("kind", "subject", "period_label", "money") if c in old.columns]
     seen = old.group_by(key).agg(pl.col("scenario").unique().alias("_in"))
@@ -671,18 +673,25 @@ def _scenario_list(names: list[str], every: set[str]) -> str:
     return ", ".join(scenario_order(names))
 
 
-def _scenario_table(summary: pl.DataFrame) -> pl.DataFrame:
-    """Scenarios as rows, four numbers each: fill rate, revenue, gross margin %, late units."""
+def _scenario_table(summary: pl.DataFrame, approved: str | None = None) -> pl.DataFrame:
+    """Scenarios as rows, four numbers each: fill rate, revenue, gross margin %, late units;
+    the approved scenario marked."""
     kpis = ["fill_rate", "revenue", "gross_margin_pct", "late_units"]
     wide = summary.filter(pl.col("kpi").is_in(kpis)).pivot(on="kpi", index="scenario", values="value", aggregate_function="first")
     order = {s: k for k, s in enumerate(scenario_order(wide["scenario"].to_list()))}
     wide = wide.sort(pl.col("scenario").replace_strict(order, default=len(order)))
     names = {"fill_rate": "fill rate %", "revenue": "revenue (money)", "gross_margin_pct": "gross margin %", "late_units": "late units"}
-    return wide.select("scenario", *[pl.col(k).alias(names[k]) for k in kpis if k in wide.columns])
+    mark = (
+        pl.when(pl.col("scenario") == pl.lit(approved or "", dtype=pl.Utf8))
+        .then(pl.col("scenario") + " (approved)")
+        .otherwise(pl.col("scenario"))
+    )
+    return wide.select(mark.alias("scenario"), *[pl.col(k).alias(names[k]) for k in kpis if k in wide.columns])
 
 
 def _decisions_page(label, version, approval, frames, frame, gates, kpi) -> _Spec:
     published = published_version(frames)
+    latest = (approval or {}).get("latest_approval")
     header, ask = _approval_lines(label, version, approval, published)
     items: list[_Block | _Note] = [ask]
     listed, total = _decision_exceptions(frames, gates)
@@ -704,7 +713,7 @@ def _decisions_page(label, version, approval, frames, frame, gates, kpi) -> _Spe
     if summary is not None:
         items.append(
             _Block(
-                _scenario_table(summary),
+                _scenario_table(summary, latest["scenario"] if latest and (approval or {}).get("matches") else None),
                 f"Scenarios, {kpi}: fill rate %, revenue in {MONEY}, gross margin %, late units",
                 {"fill rate %": "ratio", "revenue (money)": "currency", "gross margin %": "ratio", "late units": "units"},
                 max_rows=20,
