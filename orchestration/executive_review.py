@@ -162,12 +162,20 @@ def plan_of_record(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             return
         scenario = status["latest_approval"]["scenario"]
         written = publish_plan_of_record(con, step.cycle, scenario)
+        # The pack's first page says who approved and that the plan of record is published; the
+        # pack is not in the plan version, so rewriting it leaves the approval matching.
+        frames = load_cycle_frames(con, step.cycle)
+        approval = approval_status(con, step.cycle, step_graph())
+    folder = chart_folder(warehouse, step.cycle)
+    charts = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+    pdf = write_pack(folder, step.cycle, frames, charts, approval["current_version"], approval, step.settings.gates.executive_review)
     yield dg.MaterializeResult(
         asset_key=PLAN_OF_RECORD,
         metadata={
             "scenario": scenario,
             "plan_version": status["current_version"],
             "approved_by": status["latest_approval"]["decided_by"],
+            "review_pack": dg.MetadataValue.path(str(pdf)),
             **written,
         },
     )

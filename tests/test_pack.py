@@ -1,0 +1,297 @@
+"""The review pack as an executive reads it: nothing drawn over anything else or off the page,
+page 1 something to act on, and the approval on page 1 once the plan of record is published."""
+
+import datetime as dt
+import io
+import itertools
+import os
+import re
+import shutil
+import subprocess
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import CYCLE, q
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
+
+from orchestration.cli import main as sop
+from sop_pipeline.executive import governance
+from sop_pipeline.executive.status import load_cycle_frames
+from sop_pipeline.reporting import pack
+
+TOLERANCE = 0.5  # pixels: anti-aliasing, not layout
+
+
+def drawn_elements(fig: Figure) -> list[tuple[str, Bbox]]:
+    """What a reader sees as one thing, with its extent on the rendered page: each free text
+    (titles, subtitles, notes), each table as a whole (every cell and every cell's text), each
+    image axes, each chart axes with its labels. Cells of one table are one element."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    elements: list[tuple[str, Bbox]] = []
+
+    def text(label: str, artist) -> None:
+        if artist.get_visible() and artist.get_text().strip():
+            elements.append((f"{label} {artist.get_text()[:50]!r}", artist.get_window_extent(renderer)))
+
+    for artist in fig.texts:
+        text("text", artist)
+    for ax in fig.axes:
+        for table in ax.tables:
+            cells = table.get_celld().values()
+            boxes = [c.get_window_extent(renderer) for c in cells]
+            boxes += [c.get_text().get_window_extent(renderer) for c in cells if c.get_text().get_text()]
+            first = table.get_celld()[0, 0].get_text().get_text()
+            elements.append((f"table starting {first!r}", Bbox.union(boxes)))
+        for artist in [*ax.texts, ax.title, ax._left_title, ax._right_title]:
+            text("axes text", artist)
+        if ax.images:
+            elements.append(("image", ax.get_window_extent(renderer)))
+        elif not ax.tables and ax.axison:
+            elements.append(("chart", ax.get_tightbbox(renderer)))
+    return elements
+
+
+def layout_problems(fig: Figure) -> list[str]:
+    """Every pair of drawn elements that overlap, and every element beyond the page's edge."""
+    page = fig.bbox
+    elements = drawn_elements(fig)
+    problems = []
+    for name, box in elements:
+        if box.x0 < page.x0 - TOLERANCE or box.y0 < page.y0 - TOLERANCE or box.x1 > page.x1 + TOLERANCE or box.y1 > page.y1 + TOLERANCE:
+            problems.append(f"{name} extends beyond the page")
+    for (a, box_a), (b, box_b) in itertools.combinations(elements, 2):
+        width = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+        height = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+        if width > TOLERANCE and height > TOLERANCE:
+            problems.append(f"{a} overlaps {b}")
+    return problems
+
+
+def _page_texts(fig: Figure) -> list[str]:
+    texts = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        for table in ax.tables:
+            texts += [c.get_text().get_text() for c in table.get_celld().values()]
+    return texts
+
+
+def _tables(fig: Figure) -> list[list[list[str]]]:
+    """Each table's cells as rows of text, header first."""
+    out = []
+    for ax in fig.axes:
+        for table in ax.tables:
+            cells = table.get_celld()
+            n_rows, n_cols = max(r for r, _ in cells) + 1, max(c for _, c in cells) + 1
+            out.append([[cells[r, c].get_text().get_text() for c in range(n_cols)] for r in range(n_rows)])
+    return out
+
+
+def _png(width: float, height: float) -> bytes:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([1, 2, 3], [3, 1, 2])
+    ax.set_title("a chart")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def test_the_layout_check_finds_a_chart_over_a_table_and_text_off_the_page():
+    import matplotlib.image as mpimg
+
+    fig = Figure(figsize=(8, 6))
+    table_ax = fig.add_axes((0.05, 0.5, 0.5, 0.4))
+    table_ax.axis("off")
+    table_ax.table(cellText=[["a", "1"], ["b", "2"]], colLabels=["name", "value"], bbox=(0, 0, 1, 1))
+    image_ax = fig.add_axes((0.4, 0.3, 0.5, 0.4))  # over the table's right half
+    image_ax.imshow(mpimg.imread(io.BytesIO(_png(4, 3)), format="png"))
+    image_ax.axis("off")
+    fig.text(0.9, 0.05, "a note that runs past the right edge of the page")
+    problems = layout_problems(fig)
+    assert any("table starting 'name'" in p and "image" in p for p in problems), problems
+    assert any("a note that runs past" in p and "beyond the page" in p for p in problems), problems
+    clean = Figure(figsize=(8, 6))
+    clean.text(0.05, 0.9, "title")
+    ax = clean.add_axes((0.05, 0.1, 0.4, 0.6))
+    ax.axis("off")
+    ax.table(cellText=[["a", "1"]], colLabels=["name", "value"], bbox=(0, 0, 1, 1))
+    assert layout_problems(clean) == []
+
+
+def test_a_table_wider_than_the_page_is_split_and_nothing_overlaps():
+    wide = pl.DataFrame(
+        {"kpi": ["fill_rate (%)", "revenue (money)"], **{f"scenario_with_a_long_name_{k}": ["99.9%", "3,739,775"] for k in range(9)}}
+    )
+    spec = pack._Spec("wide", "a table of nine scenarios next to two charts", [pack._Block(wide, "KPIs")], [_png(10, 6), _png(8, 4.5)])
+    figures = pack._render(pack._Ruler(), spec)
+    for fig in figures:
+        assert layout_problems(fig) == []
+    headers = [t[0] for fig in figures for t in _tables(fig)]
+    assert len(headers) >= 2 and all(h[0] == "kpi" for h in headers)  # column groups, the KPI column repeated
+    shown = {h for header in headers for h in header[1:]}
+    assert shown == {f"scenario with a long name {k}" for k in range(9)}  # every scenario, once
+
+
+@pytest.fixture
+def cycle_frames(warehouse_copy):
+    con = duckdb.connect(str(warehouse_copy), read_only=True)
+    try:
+        frames = load_cycle_frames(con, CYCLE)
+        version = governance.plan_version(con, CYCLE)
+        status = governance.approval_status(con, CYCLE)
+    finally:
+        con.close()
+    return frames, version, status
+
+
+def _charts(cycle_warehouse) -> dict[str, bytes]:
+    folder = cycle_warehouse.parent / "charts" / CYCLE
+    return {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_no_page_of_a_real_cycles_pack_has_overlapping_elements_or_runs_off_the_page(cycle_frames, cycle_warehouse, tmp_path):
+    frames, version, status = cycle_frames
+    charts = _charts(cycle_warehouse)
+    assert len(charts) >= 5 and frames["executive_summary"]["scenario"].n_unique() >= 5  # wide scenario tables, every chart
+    figures = pack.pack_figures(CYCLE, frames, charts, version, status)
+    problems = {n: layout_problems(fig) for n, fig in enumerate(figures, start=1)}
+    assert not any(problems.values()), {n: p for n, p in problems.items() if p}
+    pdf = pack.review_pack(tmp_path, CYCLE, frames, charts, version, status)
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes())) == len(figures)  # the test checked what is written
+    assert len(pack.pack_pages(tmp_path, CYCLE)) == len(figures)
+
+
+def test_page_one_asks_for_the_decision_and_shows_the_top_exception_and_the_scenarios(cycle_frames, cycle_warehouse):
+    frames, version, status = cycle_frames
+    first = pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status)[0]
+    texts = "\n".join(_page_texts(first))
+    assert "Decisions needed" in texts and f"sop approve --cycle {CYCLE}" in texts
+    assert "next 12 months (2026-11..2027-10)" in texts and "money (input currency)" in texts
+    tables = _tables(first)
+    exceptions = next(t for t in tables if t[0][:3] == ["rank", "what", "money"])
+    biggest = frames["executive_exceptions"]["money"].max()
+    assert exceptions[1][0] == "1" and exceptions[1][2] == f"{biggest:,.0f}"
+    # Gross margin % of the baseline over the KPI horizon, from the financial plan itself.
+    fin = frames["financial_plan"].filter(
+        (pl.col("scenario") == "baseline") & (pl.col("month") >= dt.date(2026, 11, 1)) & (pl.col("month") < dt.date(2027, 11, 1))
+    )
+    margin = fin["gross_margin"].sum() / fin["revenue"].sum()
+    scenarios = next(t for t in tables if "gross margin %" in t[0])
+    baseline = next(row for row in scenarios if row[0] == "baseline")
+    assert baseline[scenarios[0].index("gross margin %")] == f"{100 * margin:.1f}%"
+    assert baseline[scenarios[0].index("revenue (money)")] == f"{fin['revenue'].sum():,.0f}"
+    assert [row[0] for row in scenarios[1:]][0] == "baseline" and len(scenarios) - 1 == frames["executive_summary"]["scenario"].n_unique()
+
+
+def test_page_one_reads_the_exception_list_and_the_open_decisions_when_they_exist(cycle_frames, cycle_warehouse):
+    frames, version, status = cycle_frames
+    exception = {
+        "cycle": CYCLE,
+        "step": "supply_review",
+        "family": None,
+        "sku": None,
+        "resource": "POZ-L03",
+        "material": None,
+        "first_month": dt.date(2027, 9, 1),
+        "last_month": dt.date(2027, 12, 1),
+        "period_label": "2027-09..2027-12",
+        "money_basis": "overtime + shadow value",
+        "in_baseline": True,
+        "owner": "Plant manager Poznan",
+        "description": "POZ-L03 above 95% utilisation",
+    }
+    frames["exceptions"] = pl.DataFrame(
+        [
+            {
+                **exception,
+                "exception_id": "E1",
+                "rank": 1,
+                "kind": "capacity",
+                "money": 90000.0,
+                "scenarios": "baseline, heating_downturn",
+                "recommendation": "Add a Saturday shift on POZ-L03",
+                "in_executive_list": True,
+            },
+            {
+                **exception,
+                "exception_id": "E2",
+                "rank": 2,
+                "kind": "shortfall",
+                "money": 40000.0,
+                "scenarios": "baseline",
+                "recommendation": "Expedite the Kitchen launch stock",
+                "in_executive_list": True,
+            },
+            {
+                **exception,
+                "exception_id": "E3",
+                "rank": 3,
+                "kind": "forecast_bias",
+                "money": 50.0,
+                "scenarios": "baseline",
+                "recommendation": "Review the sales layer bias",
+                "in_executive_list": False,
+            },
+        ]
+    )
+    frames["decision_followup"] = pl.DataFrame(
+        {
+            "cycle": [CYCLE] * 3,
+            "decision_id": ["D-2026-09-1", "D-2026-10-1", "D-2026-10-2"],
+            "raised_cycle": ["2026-09", "2026-10", "2026-10"],
+            "action": ["Qualify a second supplier for M-ALU", "Raise the Garden safety stock", "Close the old Poznan line"],
+            "owner": ["Procurement", "Supply planning", "Operations"],
+            "due_cycle": ["2026-10", "2026-12", "2026-11"],
+            "status": ["overdue", "open", "done"],
+            "outcome": [None, None, "closed"],
+        }
+    )
+    figures = pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status)
+    first = figures[0]
+    assert layout_problems(first) == []
+    tables = _tables(first)
+    listed = next(t for t in tables if t[0][:3] == ["rank", "what", "money"])
+    assert [row[0] for row in listed[1:]] == ["1", "2"]  # only the executive list, by rank
+    assert listed[1][listed[0].index("recommendation")] == "Add a Saturday shift on POZ-L03"
+    assert listed[1][listed[0].index("owner")] == "Plant manager Poznan" and listed[1][2] == "90,000"
+    assert listed[1][1] == "capacity, POZ-L03, 2027-09..2027-12"
+    followup = next(t for t in tables if t[0][0] == "decision id")
+    assert [row[0] for row in followup[1:]] == ["D-2026-09-1", "D-2026-10-1"]  # overdue first, done left out
+
+
+def _pdf_text(path) -> str:
+    if shutil.which("pdftotext") is None:
+        if os.environ.get("CI"):  # .ci/run installs it: a CI run must not skip this check
+            pytest.fail("pdftotext (poppler-utils) is not installed")
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    return subprocess.run(["pdftotext", "-l", "1", str(path), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def test_publishing_the_plan_of_record_rewrites_the_pack_with_who_approved(warehouse_copy, cycle_warehouse, demo_dir):
+    shutil.copytree(cycle_warehouse.parent / "charts", warehouse_copy.parent / "charts")
+    folder = warehouse_copy.parent / "charts" / CYCLE
+    pdf, first_png = folder / f"review_pack_{CYCLE}.pdf", pack.pack_pages(folder, CYCLE)[0]
+    before, png_before = pdf.stat().st_mtime_ns, first_png.stat().st_mtime_ns
+    assert "no approval yet" in _pdf_text(pdf)
+    paths = ["--data", str(demo_dir), "--warehouse", str(warehouse_copy)]
+    assert sop(["approve", "--cycle", CYCLE, "--scenario", "baseline", "--by", "Dana (CEO)"] + paths) == 0
+    assert pdf.stat().st_mtime_ns > before and first_png.stat().st_mtime_ns > png_before
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    decision = q(warehouse_copy, "select decided_at, plan_version from planning.decisions").row(0, named=True)
+    page_one = " ".join(_pdf_text(pdf).split())
+    assert (
+        f"Approved: scenario baseline by Dana (CEO) on {decision['decided_at']:%Y-%m-%d %H:%M} UTC, "
+        f"plan version {governance.short_version(decision['plan_version'])}" in page_one
+    )
+    assert "the plan of record is published." in page_one
+    assert b"plan of record published" in pdf.read_bytes()  # the PDF's Subject says so too
+    con = duckdb.connect(str(warehouse_copy), read_only=True)
+    try:
+        assert governance.approval_status(con, CYCLE)["matches"]  # the rewritten pack did not change the plan version
+    finally:
+        con.close()
