@@ -35,7 +35,7 @@ PACK_STEPS = ("product", "demand", "supply", "financial", "executive")
 # Amounts are in the currency of the input files, which the pack does not know.
 MONEY = "money (input currency)"
 UNIT_LABEL = {"ratio": "%", "currency": "money", "units": "units", "days": "days", "ratio per cycle": "pts/cycle"}
-PAGE_ONE_EXCEPTIONS = 8  # the rest of the executive list is on the executive review page
+PAGE_ONE_EXCEPTIONS = 6  # the rest of the executive list is on the executive review page
 
 # Which step's page a chart belongs to, by the start of its name.
 _CHART_STEP = {
@@ -704,7 +704,7 @@ def _decisions_page(label, version, approval, frames, frame, gates, kpi) -> _Spe
                 f"Exceptions to decide, largest money first, whole horizon: {MONEY}{rest}",
                 {"money": "currency"},
                 max_rows=shown,
-                wrap={"what": 2.8, "recommendation": 3.4, "scenarios": 2.2},
+                wrap={"what": 2.1, "basis": 1.5, "scenarios": 1.7, "owner": 1.2, "recommendation": 2.6},
             )
         )
     else:
