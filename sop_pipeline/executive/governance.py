@@ -185,7 +185,7 @@ def record_decision(
     With the cycle's `graph`, an approval of a cycle that is not complete (never run, stopped
     at a checkpoint, or mixing runs) is refused before anything is written.
 
-    `plan_version` is the version the executive reviewed (the review pack's title page shows
+    `plan_version` is the version the executive reviewed (page 1 of the review pack shows
     it); it defaults to the current one. An approval of an older version is still recorded (it
     is what happened) but `approval_status` will report it as not matching. `decided_at` is
     stored as a UTC timestamp without time zone. Decisions are never updated or deleted: the
