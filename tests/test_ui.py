@@ -78,6 +78,11 @@ class UI:
         self.driver.save_screenshot(str(self.home / "failed_page.png"))
         raise AssertionError(f"{path}: {expect!r} not shown within {limit}s; the page shows:\n{text[:3000]}")
 
+    def _click(self, element) -> None:
+        """Click through a tooltip or toast that happens to lie over the button (Dagster's UI
+        shows them on hover); the button is what a planner clicks."""
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element)
+
     def _dismiss_popups(self) -> None:
         from selenium.webdriver.common.by import By
 
@@ -98,9 +103,14 @@ class UI:
         wait = WebDriverWait(self.driver, 90)
         wait.until(ec.element_to_be_clickable((By.XPATH, "//button[starts-with(normalize-space(), 'Materialize all')]"))).click()
         dialog = "//div[@role='dialog']"
-        wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[normalize-space()='Latest']"))).click()
-        wait.until(ec.text_to_be_present_in_element((By.XPATH, dialog), "1 partition"))
-        wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[starts-with(normalize-space(), 'Launch')]"))).click()
+        try:
+            self._click(wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[normalize-space()='Latest']"))))
+            wait.until(ec.text_to_be_present_in_element((By.XPATH, dialog), "1 partition"))
+            self._click(wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[starts-with(normalize-space(), 'Launch')]"))))
+        except Exception as error:
+            self.driver.save_screenshot(str(self.home / "failed_dialog.png"))
+            text = self.driver.find_element(By.TAG_NAME, "body").text
+            raise AssertionError(f"the launch dialog did not take the partition: {error!r}\n{text[:3000]}") from error
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             new = [r for r in self.instance().get_runs(limit=50) if r.run_id not in before]
