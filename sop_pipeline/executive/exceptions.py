@@ -269,10 +269,8 @@ def _budget_exceptions(budget_gap, gates: ExecutiveGates, owners) -> pl.DataFram
         return None
     rows = with_scenario(budget_gap)
     if "period" in rows.columns and rows.filter(pl.col("period") == "fiscal_year").height:
-        rows = rows.filter(pl.col("period") == "fiscal_year")
-        rows = budget_rows(rows, ExecutiveGates(budget_gap_period="month")) if rows.height else rows
-    else:
-        rows = budget_rows(rows, gates)
+        rows = rows.filter(pl.col("period") == "fiscal_year")  # budget_rows keeps the one grain left
+    rows = budget_rows(rows, gates)
     rows = rows.filter(
         pl.col("measure").is_in(["revenue", "gross_margin"])
         & (pl.col("gap").abs() >= gates.materiality.budget_gap_amount)
