@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from orchestration.paths import default_data_dir, default_models_dir, default_warehouse
@@ -99,36 +100,49 @@ def _refuse_missing(warehouse: str, cycle: str, command: str) -> bool:
     return True
 
 
-def cmd_approve(args: argparse.Namespace) -> int:
+@contextmanager
+def _meeting_record(args: argparse.Namespace, what: str):
+    """Own the warehouse while a meeting's record (approval, decision) is written: a run in
+    progress would make an approval cover a plan that is neither the old nor the new one.
+    Yields a connection, or None after saying why the record was refused."""
     from dagster._core.utils import make_new_run_id
 
-    from orchestration.graph import step_graph
     from orchestration.instance import shared_instance
     from orchestration.io import run_alive
-    from orchestration.runner import run_cycle
     from sop_pipeline import runlock
-    from sop_pipeline.executive.governance import record_decision
     from sop_pipeline.warehouse import connect
+
+    holder = make_new_run_id()
+    try:
+        runlock.claim(args.warehouse, holder, args.cycle, "sop", alive=run_alive(shared_instance()))
+    except runlock.WarehouseBusy as exc:
+        print(f"{what} refused: {exc}", file=sys.stderr)
+        yield None
+        return
+    try:
+        with connect(args.warehouse) as con:
+            yield con
+    finally:
+        runlock.release(args.warehouse, holder)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from orchestration.graph import step_graph
+    from orchestration.instance import shared_instance
+    from orchestration.runner import run_cycle
+    from sop_pipeline.executive.governance import record_decision
 
     if _refuse_missing(args.warehouse, args.cycle, "approval"):
         return 2
-    instance = shared_instance()
-    # The approval owns the warehouse while it reads the plan and records the decision: a run
-    # in progress would make it approve a plan that is neither the old nor the new one.
-    approval = make_new_run_id()
-    try:
-        runlock.claim(args.warehouse, approval, args.cycle, "sop", alive=run_alive(instance))
-    except runlock.WarehouseBusy as exc:
-        print(f"approval refused: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with connect(args.warehouse) as con:
+    with _meeting_record(args, "approval") as con:
+        if con is None:
+            return 2
+        try:
             decision = record_decision(con, args.cycle, args.scenario, args.by, args.note or "", graph=step_graph())
-    except ValueError as exc:
-        print(f"approval refused: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        runlock.release(args.warehouse, approval)
+        except ValueError as exc:
+            print(f"approval refused: {exc}", file=sys.stderr)
+            return 2
+    instance = shared_instance()
     print(f"cycle {args.cycle}: {args.scenario} approved by {args.by} for plan version {decision['plan_version'][:12]}")
     # What the approval sensor does in a running Dagster deployment, done here in-process.
     outcome = run_cycle(
@@ -152,6 +166,60 @@ def cmd_approve(args: argparse.Namespace) -> int:
         return 1
     print(f"cycle {args.cycle}: plan of record published ({args.scenario})")
     _publish_bi(args.warehouse)
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from sop_pipeline.executive.decisions import close_decision, record_action
+
+    if _refuse_missing(args.warehouse, args.cycle, "decision"):
+        return 2
+    if not args.close and not (args.action and args.owner and args.due):
+        print("decision refused: give --action, --owner and --due (or --close DECISION_ID)", file=sys.stderr)
+        return 2
+    with _meeting_record(args, "decision") as con:
+        if con is None:
+            return 2
+        try:
+            if args.close:
+                close_decision(con, args.cycle, args.close, args.by, args.note or "")
+            else:
+                row = record_action(
+                    con,
+                    args.cycle,
+                    args.action,
+                    args.owner,
+                    args.due,
+                    args.by,
+                    kind=args.kind,
+                    exception_id=args.exception,
+                    scenario=args.scenario,
+                    note=args.note or "",
+                )
+        except ValueError as exc:
+            print(f"decision refused: {exc}", file=sys.stderr)
+            return 2
+    if args.close:
+        print(f"cycle {args.cycle}: {args.close} closed by {args.by}")
+    else:
+        about = f" on {row['exception_id']}" if row["exception_id"] else ""
+        print(
+            f"cycle {args.cycle}: {row['decision_id']} recorded ({row['decision']}{about}): {row['action']}; "
+            f"owner {row['owner']}, due {row['due_cycle']}. The next cycles follow it up (planning.decision_followup)."
+        )
+    _publish_bi(args.warehouse)
+    return 0
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    from sop_pipeline.executive.decisions import decisions_report
+    from sop_pipeline.warehouse import connect
+
+    if _refuse_missing(args.warehouse, args.cycle, "decisions"):
+        return 1
+    with connect(args.warehouse, read_only=True) as con:
+        for line in decisions_report(con, args.cycle):
+            print(line)
     return 0
 
 
@@ -233,6 +301,28 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--note", default="")
     paths(approve)
     approve.set_defaults(func=cmd_approve)
+
+    decide = sub.add_parser(
+        "decide",
+        help="record a meeting's action or accepted risk (owner, due cycle, the exception it answers), or close one",
+    )
+    decide.add_argument("--cycle", type=_cycle, required=True, help="the cycle whose meeting decides")
+    decide.add_argument("--action", help="what will be done, or the risk accepted")
+    decide.add_argument("--owner", help="who carries it out")
+    decide.add_argument("--due", type=_cycle, help="the cycle by which it is done, YYYY-MM")
+    decide.add_argument("--kind", choices=("action", "accepted_risk"), default="action")
+    decide.add_argument("--exception", help="the exception_id it answers (see `sop decisions --cycle`)")
+    decide.add_argument("--scenario", help="the scenario it is about (default baseline)")
+    decide.add_argument("--close", metavar="DECISION_ID", help="close an earlier decision instead (e.g. D2026-10-01)")
+    decide.add_argument("--by", required=True, help="who decides")
+    decide.add_argument("--note", default="")
+    paths(decide)
+    decide.set_defaults(func=cmd_decide)
+
+    decisions = sub.add_parser("decisions", help="a cycle's exceptions to decide on, its decisions, and earlier ones' follow-up")
+    decisions.add_argument("--cycle", type=_cycle, required=True)
+    paths(decisions)
+    decisions.set_defaults(func=cmd_decisions)
 
     status = sub.add_parser("status", help="where a cycle stands: checkpoints, approval, what waits for whom")
     status.add_argument("--cycle", type=_cycle, required=True)

@@ -66,7 +66,7 @@ def build_definitions(
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[monthly_cycle_job, publish_plan_of_record_job, sensors.approve_plan_job],
+        jobs=[monthly_cycle_job, publish_plan_of_record_job, sensors.approve_plan_job, sensors.decide_job],
         schedules=[monthly_cycle_schedule],
         sensors=[sensors.approval_sensor(publish_plan_of_record_job), sensors.bi_publish_sensor, sensors.company_files_changed],
         resources={

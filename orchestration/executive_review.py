@@ -8,6 +8,7 @@ from orchestration.graph import step_graph
 from orchestration.io import CycleStep, chart_folder, code_references, md_image, md_table, planning_key, table_spec
 from orchestration.partitions import ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
+from sop_pipeline.executive.decisions import decision_followup, followup_inputs
 from sop_pipeline.executive.exceptions import exception_list, layer_points
 from sop_pipeline.executive.governance import (
     approval_status,
@@ -40,6 +41,9 @@ FINDINGS = [
     specs=[
         table_spec("executive_summary", GROUP, PLAN, [summarise]),
         table_spec("exceptions", GROUP, [*PLAN, *FINDINGS, planning_key("executive_summary")], [exception_list]),
+        # Earlier cycles' decisions and exceptions are read from the warehouse: decisions are
+        # recorded by `sop decide` between runs, not by an asset.
+        table_spec("decision_followup", GROUP, [planning_key("exceptions")], [decision_followup]),
     ],
     partitions_def=cycle_partitions,
     backfill_policy=ONE_CYCLE_PER_RUN,
@@ -47,8 +51,8 @@ FINDINGS = [
     can_subset=False,
 )
 def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
-    """Per scenario, the KPIs an executive meeting looks at; and the one exception list, across
-    the review steps, ranked by money."""
+    """Per scenario, the KPIs an executive meeting looks at; the one exception list, across
+    the review steps, ranked by money; and how the earlier cycles' decisions stand against it."""
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
     gates, mode = step.settings.gates.executive_review, step.settings.supply.costs.shortfall_mode
     with step.reading() as con:
@@ -58,6 +62,7 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         first = cycle_month(step.cycle)
         sales = read_table(con, "marts.fct_sales_monthly", "month >= ? and month < ?", [add_months(first, -12), first])
         frames["layer_points"] = layer_points(con, step.cycle)
+        decisions, exceptions_then = followup_inputs(con, step.cycle)
     get = frames.get
     summary = summarise(
         step.cycle,
@@ -70,11 +75,14 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         mode,
     )
     listed = exception_list(step.cycle, frames, step.settings.gates, products, resources, sales, mode)
-    step.write({"executive_summary": summary, "exceptions": listed})
+    followup = decision_followup(step.cycle, decisions, exceptions_then, listed)
+    step.write({"executive_summary": summary, "exceptions": listed, "decision_followup": followup})
     kpis = summary.filter(pl.col("kpi").is_in(["fill_rate", "revenue", "gross_margin", "inventory_value", "days_of_supply"]))
     yield step.result("executive_summary", summary, kpis=md_table(kpis.select("scenario", "kpi", "value", "unit"), limit=60))
     top = listed.filter(pl.col("in_executive_list")).select("rank", "kind", "period_label", "money", "scenarios", "owner", "description")
     yield step.result("exceptions", listed, executive_list=md_table(top))
+    shown = followup.select("decision_id", "status", "action", "owner", "due_cycle", "outcome")
+    yield step.result("decision_followup", followup, followup=md_table(shown))
 
 
 @dg.multi_asset(

@@ -3,6 +3,7 @@ publishes the plan of record once an approval matches the current plan version, 
 sensor that republishes the BI copy after every successful run."""
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,7 @@ from orchestration.io import ORIGIN_TAG, run_alive
 from orchestration.partitions import check_cycle
 from orchestration.resources import DataFolderResource, WarehouseResource
 from sop_pipeline import bi, runlock
+from sop_pipeline.executive.decisions import close_decision, record_action
 from sop_pipeline.executive.governance import approval_status, plan_of_record_version, record_decision
 from sop_pipeline.periods import cycle_label
 from sop_pipeline.warehouse import WarehouseError, query, table_exists
@@ -28,28 +30,76 @@ class ApprovalConfig(dg.Config):
     note: str = Field(default="", description="The meeting's note on the decision.")
 
 
-@dg.op(description="Record an executive's approval of a cycle's scenario, tied to the current plan version.")
-def approve_plan(context: dg.OpExecutionContext, config: ApprovalConfig, warehouse: WarehouseResource) -> None:
+@contextmanager
+def _meeting_record(context: dg.OpExecutionContext, warehouse: WarehouseResource, cycle: str, what: str):
+    """Own the warehouse while a meeting's record is written (a run in progress would make an
+    approval cover a plan that is neither the old nor the new one); a refusal fails the run
+    with its reason, not a stack trace. Yields the checked cycle and a connection."""
     try:
-        cycle = check_cycle(config.cycle)
+        cycle = check_cycle(cycle)
         runlock.claim(warehouse.path, context.run_id, cycle, "dagster", alive=run_alive(context.instance))
     except (ValueError, runlock.WarehouseBusy) as exc:
-        raise dg.Failure(description=f"approval refused: {exc}", allow_retries=False) from None
+        raise dg.Failure(description=f"{what} refused: {exc}", allow_retries=False) from None
     try:
         if not Path(warehouse.path).exists():
             raise ValueError(f"no warehouse at {warehouse.path}: run the cycle first")
         with warehouse.connect() as con:
-            decision = record_decision(con, cycle, config.scenario, config.by, config.note, graph=step_graph())
+            yield cycle, con
     except ValueError as exc:
-        raise dg.Failure(description=f"approval refused: {exc}", allow_retries=False) from None
+        raise dg.Failure(description=f"{what} refused: {exc}", allow_retries=False) from None
     finally:
         runlock.release(warehouse.path, context.run_id)
+
+
+@dg.op(description="Record an executive's approval of a cycle's scenario, tied to the current plan version.")
+def approve_plan(context: dg.OpExecutionContext, config: ApprovalConfig, warehouse: WarehouseResource) -> None:
+    with _meeting_record(context, warehouse, config.cycle, "approval") as (cycle, con):
+        decision = record_decision(con, cycle, config.scenario, config.by, config.note, graph=step_graph())
     context.log.info(f"approved {cycle} / {config.scenario} by {config.by}, plan version {decision['plan_version']}")
 
 
 @dg.job(description="Approve a cycle's plan from the UI: fill in cycle, scenario, by and note in the run config.")
 def approve_plan_job():
     approve_plan()
+
+
+class DecisionConfig(dg.Config):
+    cycle: str = Field(description="The cycle whose meeting decides, as YYYY-MM (e.g. 2026-11).")
+    by: str = Field(description="Who decides (e.g. 'Dana Whitfield (CEO)').")
+    action: str = Field(default="", description="What will be done, or the risk accepted (empty when closing).")
+    owner: str = Field(default="", description="Who carries it out.")
+    due: str = Field(default="", description="The cycle by which it is done, YYYY-MM.")
+    kind: str = Field(default="action", description="action or accepted_risk.")
+    exception: str = Field(default="", description="The exception it answers (exception_id in planning.exceptions), if any.")
+    close: str = Field(default="", description="Instead of a new decision: the decision_id to close (e.g. D2026-10-01).")
+    note: str = Field(default="", description="The meeting's note.")
+
+
+@dg.op(description="Record an action or accepted risk (with owner and due cycle), or close an earlier decision.")
+def record_meeting_decision(context: dg.OpExecutionContext, config: DecisionConfig, warehouse: WarehouseResource) -> None:
+    with _meeting_record(context, warehouse, config.cycle, "decision") as (cycle, con):
+        if config.close:
+            close_decision(con, cycle, config.close, config.by, config.note)
+            said = f"closed {config.close} in {cycle}"
+        else:
+            row = record_action(
+                con,
+                cycle,
+                config.action,
+                config.owner,
+                config.due,
+                config.by,
+                kind=config.kind,
+                exception_id=config.exception or None,
+                note=config.note,
+            )
+            said = f"recorded {row['decision_id']} ({row['decision']}): {row['action']}, owner {row['owner']}, due {row['due_cycle']}"
+    context.log.info(said)
+
+
+@dg.job(description="Record a meeting's decision from the UI: an action or accepted risk with owner and due cycle, or close one.")
+def decide_job():
+    record_meeting_decision()
 
 
 def pending_publications(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, str]], list[str]]:
@@ -103,7 +153,7 @@ def approval_sensor(job) -> dg.SensorDefinition:
 def bi_publish_sensor(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
     run = context.dagster_run
     changed = context.instance.get_records_for_run(run_id=run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1).records
-    if run.job_name != "approve_plan_job" and not changed:
+    if run.job_name not in ("approve_plan_job", "decide_job") and not changed:
         return dg.SkipReason(f"run {run.run_id[:8]} ({run.job_name}) materialized nothing")
     if run.tags.get(ORIGIN_TAG) == "sop":
         return dg.SkipReason(f"run {run.run_id[:8]} came from `sop`, which publishes the BI copy itself")

@@ -324,8 +324,15 @@ def bi_views() -> tuple[View, ...]:
         _over(
             "decisions",
             "decisions",
-            "Every decision an executive recorded: the audit trail, never updated or deleted.",
+            "Every decision an executive recorded (approvals, actions, accepted risks, closings): the audit trail, never "
+            "updated or deleted.",
             grain=("cycle", "decided_at"),
+        ),
+        _over(
+            "decision_followup",
+            "decision_followup",
+            "Each earlier decision as a later cycle finds it: open, overdue, closed or resolved, with the money of the "
+            "exception it answered then and now.",
         ),
         _plan_of_record_view(),
         _mart_view(

@@ -3,6 +3,9 @@
 from sop_pipeline.registry.base import Col, Table
 from sop_pipeline.registry.common import CYCLE, SCENARIO, money, text
 
+DECISION_KINDS = ("approved", "action", "accepted_risk", "closed")
+FOLLOWUP_STATUS = ("open", "overdue", "closed", "resolved")
+
 EXECUTIVE_TABLES = (
     Table(
         "executive_summary",
@@ -105,18 +108,54 @@ EXECUTIVE_TABLES = (
     Table(
         "decisions",
         "governance",
-        "Every approval (and later every decision) an executive recorded: the audit trail, never updated or deleted.",
+        "Every decision an executive recorded: approvals of a scenario (`sop approve`), actions and accepted risks with "
+        "an owner and a due cycle, and their closing (`sop decide`). The audit trail, never updated or deleted.",
         (),
         (
             CYCLE,
-            SCENARIO,
-            text("decision", "approved."),
+            Col("scenario", "text", "The scenario approved, or the one an action is about (baseline unless given).", nullable=True),
+            text("decision", "approved, action, accepted_risk, or closed (closes an earlier decision).", isin=DECISION_KINDS),
             text("decided_by", "Who decided."),
             text("note", "Their note."),
-            text("plan_version", "The plan version decided on."),
+            text("plan_version", "The plan version decided on.", nullable=True),
             Col("decided_at", "timestamp", "When (UTC)."),
+            text(
+                "decision_id",
+                "D<cycle>-<n> for an action or accepted risk (what a later closing names); null otherwise.",
+                nullable=True,
+            ),
+            text("action", "What will be done (an action), or the risk accepted and why.", nullable=True),
+            text("owner", "Who carries it out.", nullable=True),
+            Col("due_cycle", "text", "The cycle by which it is done, YYYY-MM.", nullable=True, pattern=r"^\d{4}-\d{2}$"),
+            text("exception_id", "The exception it answers (planning.exceptions), whose money later cycles measure.", nullable=True),
+            text("closes", "For a closing: the decision_id it closes.", nullable=True),
         ),
-        computed_by="sop_pipeline.executive.governance.record_decision",
+        computed_by="sop_pipeline.executive.decisions.record_action",
+        in_plan_version=False,
+    ),
+    Table(
+        "decision_followup",
+        "executive_review",
+        "Each action and accepted risk decided in an earlier cycle, as this cycle finds it: open, overdue (past its due "
+        "cycle), closed (by `sop decide --close`) or resolved (its exception is no longer on this cycle's list), with the "
+        "exception's money when the decision was taken and now. A decision is followed until the cycle after it closes.",
+        ("cycle", "decision_id"),
+        (
+            CYCLE,
+            text("decision_id", "The decision (planning.decisions)."),
+            Col("raised_cycle", "text", "The cycle it was decided in.", pattern=r"^\d{4}-\d{2}$"),
+            text("kind", "action or accepted_risk.", isin=("action", "accepted_risk")),
+            text("action", "What was decided."),
+            text("owner", "Who carries it out."),
+            Col("due_cycle", "text", "The cycle by which it is done.", pattern=r"^\d{4}-\d{2}$"),
+            text("exception_id", "The exception it answers.", nullable=True),
+            text("status", "open, overdue, closed or resolved.", isin=FOLLOWUP_STATUS),
+            money("money_when_raised", "The exception's money in the cycle the decision was taken.", nullable=True, ge=0),
+            money("money_now", "The exception's money this cycle; null when it is no longer above materiality.", nullable=True, ge=0),
+            text("outcome", "A sentence: what was measured, or why nothing can be."),
+            text("decided_by", "Who decided."),
+        ),
+        computed_by="sop_pipeline.executive.decisions.decision_followup",
         in_plan_version=False,
     ),
     Table(
