@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 CYCLE ?= 2026-11
 FIRST_CYCLE ?= 2026-08
+LAST_CYCLE ?= 2026-10
+CEO ?= Dana Whitfield (CEO)
 DEMO_SKUS ?= 300
 export SOP_DATA_DIR ?= $(CURDIR)/demo_data
 export SOP_WAREHOUSE ?= $(CURDIR)/warehouse/sop.duckdb
@@ -28,8 +30,12 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/sop demo-data --out $(SOP_DATA_DIR) --skus $(DEMO_SKUS) --cycle $(CYCLE)
-	$(BIN)/sop backfill --from $(FIRST_CYCLE) --to $(CYCLE)
-	$(BIN)/sop approve --cycle $(CYCLE) --scenario baseline --by "Dana Whitfield (CEO)" --note "Approved in the executive S&OP meeting"
+	$(BIN)/sop backfill --from $(FIRST_CYCLE) --to $(LAST_CYCLE)
+	@# Last month's meeting: the plan of record the next cycle is measured against, and the decisions it follows up.
+	$(BIN)/sop approve --cycle $(LAST_CYCLE) --scenario baseline --by "$(CEO)" --note "Approved in the executive S&OP meeting"
+	$(BIN)/sop demo-meeting --cycle $(LAST_CYCLE) --by "$(CEO)"
+	$(BIN)/sop run --cycle $(CYCLE)
+	$(BIN)/sop approve --cycle $(CYCLE) --scenario baseline --by "$(CEO)" --note "Approved in the executive S&OP meeting"
 	$(BIN)/sop status --cycle $(CYCLE)
 
 test: install

@@ -211,6 +211,28 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_meeting(args: argparse.Namespace) -> int:
+    from sop_pipeline.demo.meeting import hold_meeting
+
+    if _refuse_missing(args.warehouse, args.cycle, "demo meeting"):
+        return 2
+    with _meeting_record(args, "demo meeting") as con:
+        if con is None:
+            return 2
+        try:
+            rows = hold_meeting(con, args.cycle, args.by)
+        except ValueError as exc:
+            print(f"demo meeting refused: {exc}", file=sys.stderr)
+            return 2
+    for row in rows:
+        print(
+            f"cycle {args.cycle}: {row['decision_id']} {row['decision']} on {row['exception_id']}: {row['action']} "
+            f"(owner {row['owner']}, due {row['due_cycle']})"
+        )
+    _publish_bi(args.warehouse)
+    return 0
+
+
 def cmd_decisions(args: argparse.Namespace) -> int:
     from sop_pipeline.executive.decisions import decisions_report
     from sop_pipeline.warehouse import connect
@@ -318,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--note", default="")
     paths(decide)
     decide.set_defaults(func=cmd_decide)
+
+    meeting = sub.add_parser(
+        "demo-meeting",
+        help="the demo company only: record the decisions its executives take on a cycle's largest exceptions",
+    )
+    meeting.add_argument("--cycle", type=_cycle, required=True)
+    meeting.add_argument("--by", required=True, help="who decides")
+    paths(meeting)
+    meeting.set_defaults(func=cmd_demo_meeting)
 
     decisions = sub.add_parser("decisions", help="a cycle's exceptions to decide on, its decisions, and earlier ones' follow-up")
     decisions.add_argument("--cycle", type=_cycle, required=True)

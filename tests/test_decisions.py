@@ -172,3 +172,22 @@ def test_a_decision_from_the_ui_is_a_job_with_run_config(warehouse_copy):
         warehouse_copy, "select decision_id, decision, owner, due_cycle, exception_id from planning.decisions where decision_id is not null"
     )
     assert rows.rows() == [("D2026-11-01", "action", "Operations", "2027-01", first)]
+
+
+def test_the_demo_meeting_decides_on_the_largest_finding_of_each_kind(warehouse_copy, capsys):
+    """`make demo`'s meeting: at least three decisions, each on the baseline's largest
+    exception of its kind, owned by that exception's owner."""
+    assert sop(["demo-meeting", "--cycle", EARLIER_CYCLE, "--by", "Dana (CEO)", "--warehouse", str(warehouse_copy)]) == 0
+    rows = q(
+        warehouse_copy,
+        f"""select d.decision_id, d.decision, d.owner, e.owner as exception_owner, e.kind, e.money,
+                   (select max(money) from planning.exceptions x
+                     where x.cycle = e.cycle and x.kind = e.kind and x.in_baseline) as largest
+            from planning.decisions d join planning.exceptions e on e.cycle = d.cycle and e.exception_id = d.exception_id
+            where d.cycle = '{EARLIER_CYCLE}' order by d.decision_id""",
+    )
+    assert rows.height >= 3, rows
+    assert (rows["owner"] == rows["exception_owner"]).all()
+    assert (rows["money"] == rows["largest"]).all()
+    assert "accepted_risk" in rows["decision"].to_list() and "action" in rows["decision"].to_list()
+    assert capsys.readouterr().out.count(f"cycle {EARLIER_CYCLE}: D{EARLIER_CYCLE}-0") == rows.height

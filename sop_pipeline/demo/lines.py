@@ -3,7 +3,8 @@
 About one line per 32 SKUs, grouped in plants. Each family is made in one home plant, and a
 plant's lines are shared by its families (a line makes fans in summer and heaters in winter),
 which levels the load as real plants do. Most lines run ~75-90% on average and cope with peaks
-on overtime; a few are genuinely tight and force pre-building, alternates or unmet demand.
+on overtime; a few are genuinely tight and force pre-building, alternates or unmet demand, and
+the first line (VLC-L01) is the bottleneck whose peak season goes short in the baseline.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def build_lines(rng: np.random.Generator, window: Window, fams: Families, skus: 
     primary = _deal_to_lines(year.mean(axis=1) * hpu, sku_plant, plants)
     hpu = _calibrate_hours(rng, hpu, year, sku_plant, plants)
     has_alt, alt, alt_hpu = _alternates(rng, hpu, primary, sku_plant, plants, R)
+    has_alt &= primary != 0  # the bottleneck's SKUs have no qualified alternate (see _capacity)
     plant_rate = rng.uniform(32.0, 60.0, plants.count)
     rate = np.round(plant_rate[plants.line_plant] * rng.uniform(0.9, 1.15, R), 2)
     cap, overtime = _capacity(rng, year, primary, hpu, R)
@@ -148,9 +150,14 @@ def _capacity(rng: np.random.Generator, year: np.ndarray, primary: np.ndarray, h
         np.maximum(avg / rng.uniform(0.86, 0.93, R), peak / rng.uniform(1.18, 1.30, R)),
         np.maximum(avg / rng.uniform(0.76, 0.90, R), peak / rng.uniform(1.00, 1.12, R)),
     )
+    # The first line (VLC-L01, where the demo's outage and Saturday-shift scenarios act) is the
+    # bottleneck: its year's load is just above its regular hours, so it runs overtime most
+    # months and its peak season goes short even with all of it, unless something is decided.
+    cap[0] = avg[0] / 1.4 if avg[0] > 0 else cap[0]  # no draw: the rest of the company stays as it was
     cap = np.where(cap > 0, np.ceil(cap / 10) * 10, 160.0)
     ot_share = rng.uniform(0.10, 0.20, R)
     ot_share = np.where(tight, ot_share, np.maximum(ot_share, peak / cap - 1 + 0.03))
+    ot_share[0] = 0.08
     return cap, np.round(cap * ot_share)
 
 
