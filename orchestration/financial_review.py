@@ -24,7 +24,7 @@ GROUP = "financial_review"
 SECTIONS = ("calendar", "supply", "scenarios", "gates")
 FINANCE_CHECK = "financial_plan_ties_out"
 TABLES = ("financial_plan", "budget_gap", "latest_estimate", "reconciliation", "scenario_financials")
-SUPPLY = [planning_key(n) for n in ("supply_plan", "capacity_plan", "supply_exceptions", "production_plan")]
+SUPPLY = [planning_key(n) for n in ("supply_plan", "capacity_plan", "supply_exception_skus", "production_plan")]
 
 
 def _specs() -> list[dg.AssetSpec]:
@@ -60,7 +60,7 @@ def load_finance_inputs(step: CycleStep, con) -> FinanceInputs:
         routings=read_table(con, "marts.fct_routing"),
         resources=read_table(con, "marts.dim_resource"),
         capacity_plan=step.read(con, "capacity_plan"),
-        supply_exceptions=step.read(con, "supply_exceptions"),
+        supply_exception_skus=step.read(con, "supply_exception_skus"),
         price_plan=price_plan if price_plan.height else None,
         production_plan=step.read(con, "production_plan"),
         inventory=read_table(con, "marts.fct_inventory"),

@@ -17,6 +17,7 @@ from sop_pipeline.supply.feasibility import PlanTables, check_plan_feasibility, 
 from sop_pipeline.supply.inputs import SupplyInputs
 from sop_pipeline.supply.plan import plan_supply, production_plan
 from sop_pipeline.supply.review import run_supply_review, scenario_summary
+from sop_pipeline.supply.rollup import family_exceptions
 from sop_pipeline.supply.scenarios import apply_scenario
 from sop_pipeline.supply.targets import compute_inventory_targets
 from sop_pipeline.warehouse import read_table
@@ -39,6 +40,7 @@ TABLES = (
     "capacity_plan",
     "material_plan",
     "production_plan",
+    "supply_exception_skus",  # before supply_exceptions, which is summed from it (Dagster yields in order)
     "supply_exceptions",
     "bottlenecks",
     "supply_scenarios",
@@ -55,7 +57,8 @@ def _specs() -> list[dg.AssetSpec]:
         table_spec("capacity_plan", GROUP, [key("supply_plan")], [plan_supply]),
         table_spec("material_plan", GROUP, [key("supply_plan")], [plan_supply]),
         table_spec("production_plan", GROUP, [key("supply_plan")], [production_plan]),
-        table_spec("supply_exceptions", GROUP, [key("supply_plan"), key("capacity_plan"), key("material_plan")], [exceptions]),
+        table_spec("supply_exception_skus", GROUP, [key("supply_plan"), key("capacity_plan"), key("material_plan")], [exceptions]),
+        table_spec("supply_exceptions", GROUP, [key("supply_exception_skus")], [family_exceptions]),
         table_spec("bottlenecks", GROUP, [key("capacity_plan"), key("material_plan")], [bottlenecks]),
         table_spec("supply_scenarios", GROUP, [key("supply_plan"), key("bottlenecks")], [scenario_summary]),
     ]
@@ -126,7 +129,8 @@ def _empty(name: str) -> pl.DataFrame:
     partitions_def=cycle_partitions,
     pool=WAREHOUSE_POOL,
     additional_deps=[
-        planning_key(n) for n in ("capacity_plan", "material_plan", "production_plan", "supply_exceptions", "supply_scenarios")
+        planning_key(n)
+        for n in ("capacity_plan", "material_plan", "production_plan", "supply_exceptions", "supply_exception_skus", "supply_scenarios")
     ],
     description="Every scenario solved to optimality; capacity plus overtime, material availability and inventory balance hold "
     "when re-checked from the stored tables; the baseline's fill rate meets the gate or every miss is explained.",
@@ -152,9 +156,10 @@ def supply_plan_is_feasible(
         stored["supply_scenarios"],
         violations,
         baseline["supply_plan"],
-        baseline["supply_exceptions"],
+        baseline["supply_exception_skus"],
         step.settings.gates.supply_review,
         mode,
+        step.settings.supply.exceptions.min_units,
         stranded_supply(inputs),
     )
     return step.checkpoint(

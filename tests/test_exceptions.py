@@ -92,7 +92,7 @@ def test_a_shortfall_is_its_late_units_at_the_product_price(cycle_warehouse):
             f"""
             select sum(least(sp.demand, sp.shortfall) * p.unit_price) as money, sum(least(sp.demand, sp.shortfall)) as late
             from planning.supply_plan sp join marts.dim_product p using (sku)
-            left join planning.supply_exceptions e
+            left join planning.supply_exception_skus e
               on e.cycle = sp.cycle and e.scenario = sp.scenario and e.sku = sp.sku and e.month = sp.month
              and e.exception = 'shortfall'
             where sp.cycle = '{CYCLE}' and sp.scenario = '{scenario}' and p.family = '{row["family"]}'

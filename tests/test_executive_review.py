@@ -351,7 +351,7 @@ def test_one_exception_list_across_steps_each_once_with_its_scenarios_ranked_by_
     )
     frames = {
         "supply_plan": supply,
-        "supply_exceptions": diagnosis,
+        "supply_exception_skus": diagnosis,
         "capacity_plan": _capacity(),
         "budget_gap": budget,
         "demand_plan_layers": layers,

@@ -92,7 +92,7 @@ def test_a_resource_outage_creates_shortfall_explained_by_that_resource(tmp_path
     run_ok(CYCLE, demo_dir, warehouse_copy, models_dir=str(models))
     short = q(
         warehouse_copy,
-        f"select * from planning.supply_exceptions where cycle = '{CYCLE}' and scenario = 'outage' and exception = 'shortfall'",
+        f"select * from planning.supply_exception_skus where cycle = '{CYCLE}' and scenario = 'outage' and exception = 'shortfall'",
     )
     assert short.height > 0
     by_constraint = short.group_by("constraint").agg(pl.col("shortfall").sum()).sort("shortfall", descending=True)

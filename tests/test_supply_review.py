@@ -121,7 +121,7 @@ def test_capacity_outage_creates_shortfall_explained_by_that_resource(inputs, se
     assert check_plan_feasibility(result.tables(), scenario_inputs) == []
     assert result.supply_plan["shortfall"].sum() > baseline.supply_plan["shortfall"].sum() + 1
 
-    short = result.supply_exceptions.filter(pl.col("exception") == "shortfall")
+    short = result.supply_exception_skus.filter(pl.col("exception") == "shortfall")
     explained = short.filter((pl.col("constraint_kind") == "capacity") & (pl.col("constraint") == busiest))
     assert explained.height > 0
     assert explained["shortfall"].sum() >= 0.5 * short["shortfall"].sum()

@@ -74,7 +74,7 @@ def exception_list(
         or {BASELINE}
     )
     per_scenario = [
-        _shortfall_exceptions(get("supply_plan"), get("supply_exceptions"), products, executive, shortfall_mode, owners),
+        _shortfall_exceptions(get("supply_plan"), get("supply_exception_skus"), products, executive, shortfall_mode, owners),
         _capacity_exceptions(get("capacity_plan"), resources, executive, owners),
         _budget_exceptions(get("budget_gap"), executive, owners),
     ]

@@ -23,15 +23,15 @@ SUPPLY_CAUSES = {
 }
 
 
-def _exception_causes(supply_exceptions: pl.DataFrame | None) -> pl.DataFrame:
+def _exception_causes(supply_exception_skus: pl.DataFrame | None) -> pl.DataFrame:
     """Per scenario, SKU and month: the cause ('capacity', 'material', ...) and the driver
     (the constraint, with its month when known) of a shortfall, read from the supply review's
     exceptions: `constraint_kind` + `constraint`, or a `binding_constraint` text such as
     'resource:R01' / 'material:M07'. Without either column the cause stays unknown."""
     schema = {"scenario": pl.String, "sku": pl.String, "month": pl.Date, "ex_cause": pl.String, "ex_driver": pl.String}
-    if supply_exceptions is None or supply_exceptions.height == 0:
+    if supply_exception_skus is None or supply_exception_skus.height == 0:
         return pl.DataFrame(schema=schema)
-    ex = as_month(supply_exceptions)
+    ex = as_month(supply_exception_skus)
     if "constraint_kind" in ex.columns:
         kind = pl.col("constraint_kind")
         name = pl.col("constraint") if "constraint" in ex.columns else pl.lit(None, dtype=pl.String)
@@ -69,7 +69,7 @@ def reconciliation(
     supply_plan: pl.DataFrame,
     consensus: pl.DataFrame,
     products: pl.DataFrame,
-    supply_exceptions: pl.DataFrame | None = None,
+    supply_exception_skus: pl.DataFrame | None = None,
     price_plan: pl.DataFrame | None = None,
     gates: FinancialGates = FinancialGates(),
     scenario: str = BASELINE,
@@ -114,7 +114,7 @@ def reconciliation(
     plan = financial_plan.filter(pl.col("scenario") == scenario)
     label = plan["cycle"][0] if plan.height else None
     fm = _family_views(plan, budget)
-    supply = _supply_components(fm, products, supply_plan, consensus, supply_exceptions, price_plan, scenario, shortfall_mode)
+    supply = _supply_components(fm, products, supply_plan, consensus, supply_exception_skus, price_plan, scenario, shortfall_mode)
     supply_gm = (
         supply.filter(pl.col("measure") == "gross_margin")
         .group_by("family", "month", maintain_order=True)
@@ -235,12 +235,12 @@ def _family_views(plan: pl.DataFrame, budget: pl.DataFrame | None) -> pl.DataFra
     return fm
 
 
-def _supply_components(fm, products, supply_plan, consensus, supply_exceptions, price_plan, scenario, shortfall_mode) -> pl.DataFrame:
+def _supply_components(fm, products, supply_plan, consensus, supply_exception_skus, price_plan, scenario, shortfall_mode) -> pl.DataFrame:
     """plan - unconstrained, SKU by SKU, split by the supply exception that explains it."""
     months = fm["month"].unique(maintain_order=True)
     prices = price_by_sku_month(products, price_plan, months)
     detail = sku_detail(products, supply_plan.filter(pl.col("scenario") == scenario), consensus, prices, shortfall_mode)
-    causes = _exception_causes(supply_exceptions)
+    causes = _exception_causes(supply_exception_skus)
     detail = detail.join(causes, on=["scenario", "sku", "month"], how="left").join(
         fm.select("family", "month", "cB"), on=["family", "month"], how="left"
     )

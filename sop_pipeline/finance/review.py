@@ -21,7 +21,7 @@ from sop_pipeline.settings.supply import CostSettings
 from sop_pipeline.supply.scenarios import scenario_price_plan
 
 # Frames that carry a scenario column: a scenario's review sees only its own rows of them.
-_PER_SCENARIO = ("supply_plan", "capacity_plan", "supply_exceptions", "production_plan")
+_PER_SCENARIO = ("supply_plan", "capacity_plan", "supply_exception_skus", "production_plan")
 _EMPTY_BUDGET = {
     "month": pl.Date,
     "family": pl.String,
@@ -46,7 +46,7 @@ class FinanceInputs:
     routings: pl.DataFrame | None = None
     resources: pl.DataFrame | None = None
     capacity_plan: pl.DataFrame | None = None
-    supply_exceptions: pl.DataFrame | None = None
+    supply_exception_skus: pl.DataFrame | None = None
     price_plan: pl.DataFrame | None = None
     last_plan: pl.DataFrame | None = None
     production_plan: pl.DataFrame | None = None
@@ -98,7 +98,7 @@ def run_financial_review(
     routings: pl.DataFrame | None = None,
     resources: pl.DataFrame | None = None,
     capacity_plan: pl.DataFrame | None = None,
-    supply_exceptions: pl.DataFrame | None = None,
+    supply_exception_skus: pl.DataFrame | None = None,
     price_plan: pl.DataFrame | None = None,
     last_plan: pl.DataFrame | None = None,
     production_plan: pl.DataFrame | None = None,
@@ -122,7 +122,7 @@ def run_financial_review(
         routings,
         resources,
         capacity_plan,
-        supply_exceptions,
+        supply_exception_skus,
         price_plan,
         last_plan,
         production_plan,
@@ -150,7 +150,7 @@ def run_financial_review(
     closed = actuals_by_family(sales, unit_costs(products, bom, materials, routings, resources, basis), cycle_month(cycle))
     gap = budget_gap(fp, budget if has_budget else pl.DataFrame(schema=_EMPTY_BUDGET), gates, closed, fiscal_start_month)
     rec = reconciliation(
-        fp, budget, inputs.supply_plan, consensus, products, supply_exceptions, price_plan, gates, BASELINE, shortfall_mode, scenarios
+        fp, budget, inputs.supply_plan, consensus, products, supply_exception_skus, price_plan, gates, BASELINE, shortfall_mode, scenarios
     )
     return FinancialReview(
         financial_plan=fp,
@@ -233,7 +233,7 @@ def review_every_scenario(
         inputs.supply_plan,
         inputs.consensus,
         inputs.products,
-        inputs.supply_exceptions,
+        inputs.supply_exception_skus,
         _prices(inputs, scenarios, BASELINE),
         gates,
         BASELINE,

@@ -119,9 +119,73 @@ SUPPLY_TABLES = (
     Table(
         "supply_exceptions",
         "supply_review",
-        "Each SKU-month short of demand or below its stock target, with the binding constraint behind it, its shadow "
-        "price and the value per unit.",
-        ("cycle", "scenario", "sku", "month", "exception"),
+        "Where the plan falls short, per cycle, scenario, family, binding constraint and month: where a decision is "
+        "taken (more capacity, another source, accepting the miss). Units late and below target, the money lost at "
+        "most at each unit's price, the SKUs behind it (each in planning.supply_exception_skus) and a sentence. A "
+        "family x constraint x month whose units are all below supply.exceptions.min_units is left out; "
+        "planning.supply_scenarios reports what was left out.",
+        ("cycle", "scenario", "family", "constraint_kind", "constraint", "month"),
+        (
+            CYCLE,
+            SCENARIO,
+            FAMILY,
+            MONTH,
+            text(
+                "constraint_kind",
+                "capacity, material, mix (the family is covered, the SKU is not) or cost (nothing binds: cheaper not to make).",
+                isin=("capacity", "material", "mix", "cost"),
+            ),
+            text(
+                "constraint",
+                "The resource or material that binds; 'SKU mix' or 'cost trade-off' when no resource or material does.",
+            ),
+            Col("constraint_month", "date", "Earliest month the constraint binds for these SKUs.", nullable=True),
+            Col(
+                "skus",
+                "int",
+                "SKUs short or below target in it (those with at least supply.exceptions.min_units are in planning.supply_exception_skus).",
+                unit="count",
+                ge=1,
+            ),
+            units("demand", "Demand of these SKUs in the month."),
+            units(
+                "late_units",
+                "Units of the month's demand not delivered in it (the backlog's newest part, or the units lost).",
+                ge=NOISE,
+            ),
+            units("shortfall", "Month-end backlog (backorders) or units lost, summed over the SKUs.", ge=NOISE),
+            units("below_target", "Units below the month-end stock target, summed over the SKUs.", ge=NOISE),
+            money(
+                "value_lost",
+                "Late units x value per unit: revenue delivered late (backorders) or margin lost (lost sales), at most each SKU's price.",
+                ge=NOISE,
+            ),
+            Col(
+                "value_per_unit",
+                "float",
+                "Value lost per late unit (per unit below target where none is late); at most the largest price of these SKUs.",
+                unit="money per unit",
+                ge=NOISE,
+            ),
+            Col("shadow_price", "float", "The constraint's largest LP dual over these SKUs.", unit="money per hour or unit", nullable=True),
+            units(
+                "units_below_threshold",
+                "Late plus below-target units of SKU-months under supply.exceptions.min_units: in this row's totals, "
+                "not listed in planning.supply_exception_skus.",
+                ge=NOISE,
+            ),
+            text("top_skus", "The largest SKUs of the row with their late and below-target units, to drill down."),
+            text("explanation", "A sentence for the planner: what binds, how much is short and what it is worth."),
+        ),
+        computed_by="sop_pipeline.supply.rollup.family_exceptions",
+    ),
+    Table(
+        "supply_exception_skus",
+        "supply_review",
+        "The SKU detail of planning.supply_exceptions: each SKU-month short of demand or below its stock target by at "
+        "least supply.exceptions.min_units, with the binding constraint behind it, its shadow price, the value per "
+        "unit (at most the SKU's price) and a sentence that always says why.",
+        ("cycle", "scenario", "sku", "month"),
         (
             CYCLE,
             SCENARIO,
@@ -131,25 +195,41 @@ SUPPLY_TABLES = (
             text("exception", "shortfall or below_target.", isin=("shortfall", "below_target")),
             units("demand", "Demand of the month."),
             units("shortfall", "Units short (backlog or lost).", ge=NOISE),
+            units("late_units", "Units of the month's demand not delivered in it.", ge=NOISE),
             units("below_target", "Units below the month-end stock target.", ge=NOISE),
             text(
                 "constraint_kind",
-                "capacity, material, mix (SKU detail) or cost (cheaper not to make).",
-                nullable=True,
+                "capacity, material, mix (the family is covered, the SKU is not) or cost (nothing binds: cheaper not to make).",
                 isin=("capacity", "material", "mix", "cost"),
             ),
-            text("constraint", "The resource or material that binds; null when none could be identified.", nullable=True),
+            text("constraint", "The resource or material that binds; null when none binds.", nullable=True),
             Col("constraint_month", "date", "Month the constraint binds.", nullable=True),
             Col("shadow_price", "float", "The constraint's LP dual in that month.", unit="money per hour or unit", nullable=True, ge=NOISE),
             Col(
-                "value_per_unit", "float", "What one more unit of the SKU would be worth to the plan.", unit="money per unit", nullable=True
+                "dual_value_per_unit",
+                "float",
+                "Shadow price x the SKU's hours or material per unit: what relieving the constraint is worth per unit to "
+                "the LP, lateness penalties of every later month included, so it can exceed the price.",
+                unit="money per unit",
+                nullable=True,
+                ge=NOISE,
             ),
+            Col(
+                "value_per_unit",
+                "float",
+                "What a unit short is worth: the dual value, at most the price (backorders: revenue delivered late) or "
+                "the margin (lost sales); without a dual that price or margin, or for stock below target only the "
+                "configured below-target penalty.",
+                unit="money per unit",
+                ge=NOISE,
+            ),
+            money("value_lost", "Late units x value per unit.", ge=NOISE),
             text(
                 "evidence",
-                "How the constraint was found: dual (LP), sku_detail (disaggregation) or none.",
-                isin=("dual", "sku_detail", "none"),
+                "How the constraint was found: dual (LP), sku_detail (disaggregation), stock (on other SKUs) or none.",
+                isin=("dual", "sku_detail", "stock", "none"),
             ),
-            text("explanation", "A sentence for the planner; null when no constraint explains the miss.", nullable=True),
+            text("explanation", "A sentence for the planner: the constraint, or why the unit is short when none binds."),
         ),
         computed_by="sop_pipeline.supply.diagnose.exceptions",
     ),
@@ -196,6 +276,17 @@ SUPPLY_TABLES = (
             units("late_units", "Units of a month's demand not delivered in that month, summed."),
             Col("fill_rate", "float", "1 - late units / demand.", unit="ratio", nullable=True, ge=0, le=1),
             Col("below_target_sku_months", "int", "SKU-months ending below target.", unit="count", ge=0),
+            units(
+                "exception_late_units_below_threshold",
+                "Late units of family x constraint x months under supply.exceptions.min_units, left out of planning.supply_exceptions.",
+                ge=NOISE,
+            ),
+            units(
+                "exception_below_target_below_threshold",
+                "Below-target units of the family x constraint x months left out of planning.supply_exceptions.",
+                ge=NOISE,
+            ),
+            money("exception_value_below_threshold", "Value lost of the family x constraint x months left out.", ge=NOISE),
             hours("overtime_hours", "Overtime hours used.", ge=NOISE),
             text("top_bottleneck", "The highest-ranked bottleneck.", nullable=True),
             Col("solve_seconds", "float", "HiGHS solve time.", unit="seconds", nullable=True),

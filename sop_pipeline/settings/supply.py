@@ -89,8 +89,17 @@ class SolverSettings(StrictModel):
     time_limit_seconds: float = Field(600.0, gt=0)
 
 
+class ExceptionSettings(StrictModel):
+    # A SKU-month, or a family x constraint x month, whose late, backlog and below-target units
+    # are all below this is solver and split noise, not a decision: it is left out of
+    # planning.supply_exceptions (its units and money are reported in planning.supply_scenarios).
+    # 0.5 keeps every quantity that rounds to at least one unit.
+    min_units: float = Field(0.5, gt=0)
+
+
 class SupplySettings(StrictModel):
     planning: PlanningLevel = PlanningLevel()
     inventory_targets: InventoryTargetSettings = InventoryTargetSettings()
     costs: CostSettings = CostSettings()
     solver: SolverSettings = SolverSettings()
+    exceptions: ExceptionSettings = ExceptionSettings()

@@ -305,12 +305,14 @@ def supply_gate_findings(
     baseline_exceptions: pl.DataFrame,
     gates: SupplyGates,
     shortfall_mode: str,
+    min_units: float = QTY_TOL,
     stranded: list[str] | None = None,
 ) -> dict[str, Any]:
     """The supply checkpoint's verdict: every scenario optimal (`scenarios`: the
     planning.supply_scenarios rows), no violation found by the independent feasibility check,
     and the baseline's fill rate at target, or else every baseline SKU-month that misses demand
-    explained by a binding constraint.
+    explained by a binding constraint (`baseline_exceptions`: planning.supply_exception_skus,
+    where a miss under `min_units` is noise and not listed, so it is not asked for either).
 
     A miss is acceptable when it is explained: the executive meeting decides what to do about
     a bottleneck; a plan that breaks its own physics, or a miss nobody can explain, is not.
@@ -326,10 +328,9 @@ def supply_gate_findings(
         problems.append(f"{len(messages)} feasibility violations (first: {messages[0]})")
     plan = baseline_plan
     rate = fill_rate(plan, shortfall_mode) if plan.height else 1.0
-    misses = plan.filter(late_units(shortfall_mode) > QTY_TOL).select("sku", "month")
-    explained = baseline_exceptions.filter((pl.col("exception") == "shortfall") & pl.col("explanation").is_not_null()).select(
-        "sku", "month"
-    )
+    misses = plan.filter(late_units(shortfall_mode) >= max(min_units, QTY_TOL)).select("sku", "month")
+    # Every listed row carries a sentence; a miss counts as explained when a constraint was found.
+    explained = baseline_exceptions.filter((pl.col("exception") == "shortfall") & (pl.col("evidence") != "none")).select("sku", "month")
     unexplained = misses.join(explained, on=["sku", "month"], how="anti")
     if rate < gates.fill_rate_target and stranded:
         problems.append("the company cannot supply everything it sells: " + "; ".join(stranded))
@@ -343,7 +344,7 @@ def supply_gate_findings(
     elif rate < gates.fill_rate_target:
         description = (
             f"baseline fill rate {rate:.3f} below target {gates.fill_rate_target:.3f}; "
-            f"all {misses.height} missed SKU-months are explained in planning.supply_exceptions"
+            f"all {misses.height} missed SKU-months are explained in planning.supply_exception_skus"
         )
     else:
         description = f"all {scenarios.height} scenarios optimal and feasible; baseline fill rate {rate:.3f}"

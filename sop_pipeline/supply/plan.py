@@ -23,6 +23,7 @@ from sop_pipeline.supply.feasibility import PlanTables
 from sop_pipeline.supply.inputs import SupplyInputs
 from sop_pipeline.supply.items import Items, build_items
 from sop_pipeline.supply.lp import build_lp, solve
+from sop_pipeline.supply.rollup import family_exceptions, sku_exceptions
 from sop_pipeline.supply.targets import compute_inventory_targets
 
 
@@ -33,8 +34,11 @@ class SupplyResult:
     Frames (columns as registered in `sop_pipeline.registry`, all with cycle and scenario): `supply_plan` per SKU
     and month, `capacity_plan` per resource and month, `material_plan` per material and month,
     `production_plan` per planning item, resource and month (what the LP planned next to what
-    the SKU plan makes), `supply_exceptions` per SKU-month with shortfall or stock below target
-    and the constraint behind it, `bottlenecks` ranked by shadow price x usage. `status` is
+    the SKU plan makes), `supply_exceptions` per family, binding constraint and month with
+    `supply_exception_skus` its SKU detail (shortfall or stock below target of at least
+    `min_units`, and the constraint behind it), `bottlenecks` ranked by shadow price x usage;
+    `exceptions_left_out` the late and below-target units and value of the family rows under
+    `min_units`. `status` is
     HiGHS's model status ("Optimal" when solved); `objective` the LP's value; `cost_breakdown`
     the SKU plan's money by cost term; `lp_size` rows, cols, nonzeros and planning items;
     `timings` seconds per stage; `notes` what was planned without limits and why. `detail`
@@ -57,7 +61,9 @@ class SupplyResult:
     material_plan: pl.DataFrame
     production_plan: pl.DataFrame
     supply_exceptions: pl.DataFrame
+    supply_exception_skus: pl.DataFrame
     bottlenecks: pl.DataFrame
+    exceptions_left_out: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def tables(self) -> PlanTables:
@@ -65,7 +71,15 @@ class SupplyResult:
 
 
 # The tables a result carries, all registered planning tables.
-FRAMES = ("supply_plan", "capacity_plan", "material_plan", "production_plan", "supply_exceptions", "bottlenecks")
+FRAMES = (
+    "supply_plan",
+    "capacity_plan",
+    "material_plan",
+    "production_plan",
+    "supply_exceptions",
+    "supply_exception_skus",
+    "bottlenecks",
+)
 
 
 def conform_output(frame: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -125,7 +139,10 @@ def plan_supply(
     timings["disaggregate"] = t_disaggregated - t_solved
     frames = _sku_frames(c, detail, sol, cycle, scenario)
     frames["production_plan"] = production_plan(c, it, sol["X"], sol["Y"], detail, cycle, scenario)
-    frames["supply_exceptions"] = exceptions(c, it, settings, detail, sol["S"], sol["U"], sol["shadow"], sol["rent"], cycle, scenario)
+    every = exceptions(c, it, settings, detail, sol["S"], sol["U"], sol["shadow"], sol["rent"], cycle, scenario)
+    min_units = settings.exceptions.min_units
+    frames["supply_exceptions"], left_out = family_exceptions(every, min_units)
+    frames["supply_exception_skus"] = sku_exceptions(every, min_units)
     frames["bottlenecks"] = bottlenecks(c, detail["load"], sol["shadow"], sol["rent"], detail["usage"], cycle, scenario)
     cost_breakdown = _plan_cost(c, settings, detail)
     timings["report"] = time.perf_counter() - t_disaggregated
@@ -143,6 +160,7 @@ def plan_supply(
         notes=c.notes,
         cost_breakdown=cost_breakdown,
         **{name: conform_output(frame, name) for name, frame in frames.items()},
+        exceptions_left_out=left_out,
         detail={"company": c, "items": it, "X": sol["X"], "Y": sol["Y"], "lp_receipts": sol["Qr"], **detail},
     )
 

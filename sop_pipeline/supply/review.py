@@ -71,7 +71,9 @@ def run_supply_review(
 
 
 def scenario_summary(results: Any, violations: Mapping[str, list[str]] | None = None) -> pl.DataFrame:
-    """One row per scenario: solver status, cost, service, overtime and the top bottleneck."""
+    """One row per scenario: solver status, cost, service, overtime, the top bottleneck and
+    what planning.supply_exceptions leaves out as under `min_units` (so no unit or money of a
+    shortfall goes unreported)."""
     rows = []
     for r in results:
         plan = r.supply_plan
@@ -89,6 +91,9 @@ def scenario_summary(results: Any, violations: Mapping[str, list[str]] | None = 
                 "late_units": float(plan.select(late_units(r.shortfall_mode).sum()).item() or 0.0),
                 "fill_rate": fill_rate(plan, r.shortfall_mode) if plan.height else None,
                 "below_target_sku_months": int(plan.filter(pl.col("ending_inventory") < pl.col("target_inventory") - QTY_TOL).height),
+                "exception_late_units_below_threshold": r.exceptions_left_out.get("late_units", 0.0),
+                "exception_below_target_below_threshold": r.exceptions_left_out.get("below_target", 0.0),
+                "exception_value_below_threshold": r.exceptions_left_out.get("value_lost", 0.0),
                 "overtime_hours": float(r.capacity_plan["overtime_hours"].sum()),
                 "top_bottleneck": top["constraint"][0] if top.height else None,
                 "solve_seconds": r.timings.get("solve"),
