@@ -363,19 +363,21 @@ def test_one_exception_list_across_steps_each_once_with_its_scenarios_ranked_by_
     assert found.select("rank", "kind", "money", "scenarios", "in_executive_list").rows() == [
         (1, "budget_gap", 99_000.0, "baseline", True),
         (2, "budget_gap", 60_000.0, "baseline", True),
-        (3, "capacity", 50 * 110 + 10 * (40 - 30.0), "baseline", True),  # shadow value + overtime premium
-        (4, "override_without_reason", 2_300.0, "baseline, outage", False),  # one finding, frozen window too
+        (3, "override_without_reason", 2_300.0, "baseline, outage", True),  # one finding, frozen window too
+        # R1: its overtime premium (10 h x (40 - 30)) and the 200 late units of A it binds at price 10;
+        # its shadow price (50 an hour) is no money lost.
+        (4, "capacity", 10 * (40 - 30.0) + 200 * 10.0, "baseline", False),
         (5, "shortfall", 2_000.0, "baseline, outage", False),
         (6, "frozen_window_override", 150 * 10.0, "baseline, outage", False),
     ]
     shortfall = found.row(4, named=True)
     assert (shortfall["family"], shortfall["resource"], shortfall["exception_id"]) == ("F1", "R1", "shortfall:F1:R1")
     assert shortfall["period_label"] == "2026-12" and "200 units late of 1000" in shortfall["description"]
-    assert found["owner"][3] == "K. Sales" and "230%" in found["description"][3]
-    assert "inside the 1-month frozen window" in found["description"][3]
+    assert found["owner"][2] == "K. Sales" and "230%" in found["description"][2]
+    assert "inside the 1-month frozen window" in found["description"][2]
     assert found["owner"][5] == "M. Brand" and "150 units inside the 1-month frozen window" in found["description"][5]
     assert found["owner"][0] == "Finance" and "below budget by 12.0%" in found["description"][1]
-    assert "R1 (P1)" in found["description"][2]
+    assert "R1 (P1)" in found["description"][3] and "late units it binds worth 2000" in found["description"][3]
     # under lost sales a late unit loses its margin (price - standard cost), not its price
     # (the baseline's 200 x 4 stays below 1,000; the outage's 400 late units are listed as its own)
     lost = exc.exception_list(CYCLE, frames, gates, products, resources, shortfall_mode="lost_sales")

@@ -200,7 +200,7 @@ def test_page_one_reads_the_exception_list_and_the_open_decisions_when_they_exis
         "first_month": dt.date(2027, 9, 1),
         "last_month": dt.date(2027, 12, 1),
         "period_label": "2027-09..2027-12",
-        "money_basis": "overtime + shadow value",
+        "money_basis": "overtime premium + late units it binds",
         "in_baseline": True,
         "owner": "Plant manager Poznan",
         "description": "POZ-L03 above 95% utilisation",

@@ -73,9 +73,10 @@ def exception_list(
         set().union(*(set(f["scenario"].unique()) for f in (get("supply_plan"), get("financial_plan")) if present(f, "scenario")))
         or {BASELINE}
     )
+    shortfalls = _shortfall_exceptions(get("supply_plan"), get("supply_exception_skus"), products, executive, shortfall_mode, owners)
     per_scenario = [
-        _shortfall_exceptions(get("supply_plan"), get("supply_exception_skus"), products, executive, shortfall_mode, owners),
-        _capacity_exceptions(get("capacity_plan"), resources, executive, owners),
+        shortfalls,
+        _capacity_exceptions(get("capacity_plan"), resources, executive, owners, shortfalls),
         _budget_exceptions(get("budget_gap"), executive, owners),
     ]
     money = executive.materiality.demand_money
@@ -317,11 +318,23 @@ def _budget_exceptions(budget_gap, gates: ExecutiveGates, owners) -> pl.DataFram
     )
 
 
-def _capacity_exceptions(capacity, resources, gates: ExecutiveGates, owners) -> pl.DataFrame | None:
-    """Resources above `utilization` in some month whose overtime premium + shadow value
-    (shadow price x load hours: what their scarcity costs the plan) reaches `capacity_money`."""
+def _capacity_exceptions(capacity, resources, gates: ExecutiveGates, owners, shortfalls=None) -> pl.DataFrame | None:
+    """Resources above `utilization` in some month whose cost to the plan reaches
+    `capacity_money`: the overtime premium paid on them plus the money of the late units they
+    bind (the shortfall exceptions bound by the resource, valued at the product master's
+    price). The LP's shadow price says what one more hour would be worth and is shown, but
+    shadow price x load hours is a rent on every hour, not money the company loses, and at a
+    bottleneck it exceeds the whole company's margin."""
     if not present(capacity, "resource", "month", "utilization"):
         return None
+    if shortfalls is not None and shortfalls.height:
+        bound = (
+            shortfalls.filter(pl.col("resource").is_not_null())
+            .group_by("scenario", "resource")
+            .agg(pl.col("money").sum().alias("late_money"))
+        )
+    else:
+        bound = pl.DataFrame(schema={"scenario": pl.Utf8, "resource": pl.Utf8, "late_money": pl.Float64})
     cap = with_scenario(capacity)
     for column in ("load_hours", "overtime_hours", "shadow_price"):
         if column not in cap.columns:
@@ -349,10 +362,11 @@ def _capacity_exceptions(capacity, resources, gates: ExecutiveGates, owners) -> 
             pl.col("month").max().alias("last_month"),
             pl.col("overtime_hours").fill_null(0).sum().alias("overtime_hours"),
             (pl.col("overtime_hours").fill_null(0) * pl.col("overtime_premium").fill_null(0)).sum().alias("overtime_cost"),
-            (pl.col("shadow_price").fill_null(0) * pl.col("load_hours").fill_null(0)).sum().alias("shadow_value"),
             pl.col("shadow_price").fill_null(0).max().alias("max_shadow_price"),
         )
-        .with_columns((pl.col("overtime_cost") + pl.col("shadow_value")).alias("money"))
+        .join(bound, on=["scenario", "resource"], how="left")
+        .with_columns(pl.col("late_money").fill_null(0.0))
+        .with_columns((pl.col("overtime_cost") + pl.col("late_money")).alias("money"))
     )
     return per.filter((pl.col("money") >= gates.materiality.capacity_money) & (pl.col("money") > 0)).select(
         "scenario",
@@ -363,11 +377,11 @@ def _capacity_exceptions(capacity, resources, gates: ExecutiveGates, owners) -> 
         "first_month",
         "last_month",
         "money",
-        pl.lit("overtime premium + shadow value").alias("money_basis"),
+        pl.lit("overtime premium + late units it binds").alias("money_basis"),
         pl.lit(owners["supply_review"]).alias("owner"),
         pl.format(
             "{} ({}): above {}% utilisation in {} month(s), peak {}% in {}; {} overtime hours costing {}; "
-            "one more hour worth up to {}, shadow value {}",
+            "late units it binds worth {} (its shortfall exceptions); one more hour worth up to {}",
             "resource",
             pl.col("plant").fill_null("no plant"),
             pl.lit(round(100 * gates.materiality.utilization)),
@@ -376,8 +390,8 @@ def _capacity_exceptions(capacity, resources, gates: ExecutiveGates, owners) -> 
             pl.col("peak_month").dt.strftime("%Y-%m"),
             pl.col("overtime_hours").round(0).cast(pl.Int64),
             pl.col("overtime_cost").round(0).cast(pl.Int64),
+            pl.col("late_money").round(0).cast(pl.Int64),
             pl.col("max_shadow_price").round(2),
-            pl.col("shadow_value").round(0).cast(pl.Int64),
         ).alias("description"),
         pl.format(
             "Approve overtime or qualify an alternate routing for {} before {}", "resource", pl.col("first_month").dt.strftime("%Y-%m")

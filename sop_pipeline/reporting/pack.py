@@ -612,7 +612,7 @@ def _approval_lines(label: str, version: str | None, approval: Mapping[str, Any]
     )
 
 
-_BASIS = {"shortfall": "revenue late", "budget_gap": "gap to budget", "capacity": "overtime + shadow value"}
+_BASIS = {"shortfall": "revenue late", "budget_gap": "gap to budget", "capacity": "overtime + late units it binds"}
 
 
 def _decision_exceptions(frames, gates: ExecutiveGates) -> tuple[pl.DataFrame | None, int]:
