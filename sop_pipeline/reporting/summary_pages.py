@@ -513,14 +513,15 @@ def followup_page(frame: Frame, label: str) -> _Spec:
         return spec
     order = {"overdue": 0, "open": 1, "resolved": 2, "closed": 3}
     rows = followup.sort([pl.col("status").replace_strict(order, default=4), "due_cycle", "decision_id"])
-    rows = rows.with_columns(
-        pl.col("kind").str.replace_all("_", " "),
-        pl.concat_str([pl.col("raised_cycle"), pl.col("due_cycle")], separator=" / ").alias("raised / due"),
-    )
+    if "kind" in rows.columns:
+        rows = rows.with_columns(pl.col("kind").str.replace_all("_", " "))
+    rows = rows.with_columns(pl.concat_str([pl.col("raised_cycle"), pl.col("due_cycle")], separator=" / ").alias("raised / due"))
     cols = ["decision_id", "kind", "action", "owner", "raised / due", "status", "money_when_raised", "money_now", "outcome", "decided_by"]
     spec.items.append(
         _Block(
-            rows.select([c for c in cols if c in rows.columns]).rename({"money_when_raised": "money then", "money_now": "money now"}),
+            rows.select([c for c in cols if c in rows.columns]).rename(
+                {"money_when_raised": "money then", "money_now": "money now"}, strict=False
+            ),
             f"Decisions by status (overdue, open, resolved, closed): money of the exception when raised and now, {MONEY}",
             {"money then": "currency", "money now": "currency"},
             max_rows=max(rows.height, 1),
