@@ -31,6 +31,7 @@ from sop_pipeline.settings.scenarios import BASELINE
 from sop_pipeline.tempfiles import remove_leftovers, temp_path
 
 PACK_STEPS = ("product", "demand", "supply", "financial", "executive")
+SUMMARY_PAGES = summary_pages.PAGES  # between page 1 and the review steps' pages
 # Amounts are in the currency of the input files, which the pack does not know.
 MONEY = "money (input currency)"
 UNIT_LABEL = {"ratio": "%", "currency": "money", "units": "units", "days": "days", "ratio per cycle": "pts/cycle"}

@@ -23,6 +23,15 @@ from sop_pipeline.reporting.pack_inputs import ACTUALS, EARLIER_DEMAND, EARLIER_
 from sop_pipeline.settings.scenarios import BASELINE
 
 MONEY = "money (input currency)"
+# The pages in pack order, by the start of their title (each continues on more pages when long).
+PAGES = (
+    "Demand vs supply vs budget by family",
+    "Last month: actual vs plan of record",
+    "Assumptions",
+    "Risks and opportunities in money",
+    "Scenarios side by side",
+    "Follow-up of earlier decisions",
+)
 TOP_INPUTS = 10  # consensus inputs listed on the assumptions page
 TOP_RISKS = 8
 Frame = Callable[[str], pl.DataFrame | None]
@@ -188,9 +197,16 @@ def last_month_page(frame: Frame, label: str) -> _Spec:
     cols += [*money_cols, "revenue_diff", "revenue_diff_pct"] if money_cols else []
     units = {"planned_units": "units", "actual_units": "units", "units_diff": "units", "units_diff_pct": "pct"}
     units |= {"planned_revenue": "currency", "actual_revenue": "currency", "revenue_diff": "currency", "revenue_diff_pct": "pct"}
+    names = {
+        "units_diff": "units difference",
+        "units_diff_pct": "units difference %",
+        "revenue_diff": "revenue difference",
+        "revenue_diff_pct": "revenue difference %",
+    }
+    units = {names.get(c, c): u for c, u in units.items()}
     spec.items.append(
         _Block(
-            table.select(cols),
+            table.select(cols).rename(names, strict=False),
             f"Planned (consensus demand of the plan of record) and actual sales by family, {month:%Y-%m}: units, {MONEY}, difference %",
             units,
             max_rows=30,
@@ -350,15 +366,22 @@ def _exception_items(excs: pl.DataFrame | None, every: set[str]) -> list[_Block 
     if excs is None:
         return [_Note("Risks: no exception above the materiality thresholds this cycle.", 9)]
     rows = _exception_rows(excs, every)
+    if "in_executive_list" in excs.columns:
+        rows = rows.with_columns(excs.sort("rank")["in_executive_list"].alias("_listed"))
+    else:
+        rows = rows.with_columns(pl.lit(False).alias("_listed"))
     upside = (pl.col("kind") == "budget gap") & pl.col("basis").str.contains("(above)", literal=True)
-    risks, above = rows.filter(~upside), rows.filter(upside)
-    shown = min(risks.height, TOP_RISKS)
+    risks, above = rows.filter(~upside), rows.filter(upside).drop("_listed")
+    # Every risk on the executive list (page 1 points here for those it has no room for).
+    most = max(TOP_RISKS, int(risks["_listed"].sum()))
+    risks = risks.drop("_listed")
+    shown = min(risks.height, most)
     items: list[_Block | _Note] = [
         _Block(
             risks.rename({"money": "money at risk"}),
             f"Risks: exceptions above materiality, largest money first (top {shown} of {risks.height}), {MONEY}, over the months shown",
             {"money at risk": "currency"},
-            max_rows=TOP_RISKS,
+            max_rows=most,
             wrap={"basis": 2.6, "scenarios": 2.6},
             key_columns=0,
         )
@@ -471,7 +494,9 @@ def side_by_side(summary: pl.DataFrame, financial: pl.DataFrame | None, h: Horiz
                 {
                     "kpi": "  vs baseline",
                     **{
-                        s: _delta(None if values[s][kpi] is None or base[kpi] is None else values[s][kpi] - base[kpi], unit)
+                        s: ""
+                        if s == BASELINE
+                        else _delta(None if values[s][kpi] is None or base[kpi] is None else values[s][kpi] - base[kpi], unit)
                         for s in scenarios
                     },
                 }
