@@ -5,8 +5,9 @@ import dagster as dg
 import polars as pl
 
 from orchestration.graph import step_graph
+from orchestration.ingestion import mart
 from orchestration.io import CycleStep, chart_folder, code_references, md_image, md_table, planning_key, table_spec
-from orchestration.partitions import ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
+from orchestration.partitions import EARLIER_CYCLES, ONE_CYCLE_PER_RUN, WAREHOUSE_POOL, cycle_partitions
 from orchestration.resources import PlanningModelsResource, WarehouseResource
 from sop_pipeline.executive.decisions import decision_followup, followup_inputs
 from sop_pipeline.executive.exceptions import exception_list, layer_points
@@ -22,6 +23,7 @@ from sop_pipeline.executive.status import load_cycle_frames
 from sop_pipeline.periods import add_months, cycle_month
 from sop_pipeline.reporting.pack import pack_pages
 from sop_pipeline.reporting.pack import review_pack as write_pack
+from sop_pipeline.reporting.pack_inputs import pack_inputs
 from sop_pipeline.warehouse import read_table
 
 GROUP = "executive_review"
@@ -86,6 +88,14 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     yield step.result("decision_followup", followup, followup=md_table(shown))
 
 
+def _pack_frames(con, step: CycleStep) -> dict[str, pl.DataFrame]:
+    """The cycle's planning tables and what the pack compares them with (an earlier plan of
+    record, last month's actual sales, the price plan, the scenarios as configured): both
+    assets that write the pack read them here, so a pack rewritten at publication shows what
+    the meeting saw."""
+    return {**load_cycle_frames(con, step.cycle), **pack_inputs(con, step.cycle, step.settings.scenarios.named())}
+
+
 @dg.multi_asset(
     name="review_pack",
     partitions_def=cycle_partitions,
@@ -103,6 +113,11 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                 planning_key("plan_bridge"),
                 planning_key("consensus_demand"),
                 planning_key("product_segmentation"),
+                planning_key("decision_followup"),
+                # last month against an earlier plan of record, the price plan on the assumptions page
+                dg.AssetDep(PLAN_OF_RECORD, partition_mapping=EARLIER_CYCLES),
+                mart("fct_sales_monthly"),
+                mart("fct_price_plan"),
             ],
             description="The review pack: a PDF with one page per review step and the charts as PNG, next to the warehouse.",
         )
@@ -111,7 +126,7 @@ def executive_summary(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 def review_pack(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
     with step.reading() as con:
-        frames = load_cycle_frames(con, step.cycle)
+        frames = _pack_frames(con, step)
         version = plan_version(con, step.cycle)
         approval = approval_status(con, step.cycle)
     folder = chart_folder(warehouse, step.cycle)
@@ -173,7 +188,7 @@ def plan_of_record(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         written = publish_plan_of_record(con, step.cycle, scenario)
         # The pack's first page says who approved and that the plan of record is published; the
         # pack is not in the plan version, so rewriting it leaves the approval matching.
-        frames = load_cycle_frames(con, step.cycle)
+        frames = _pack_frames(con, step)
         approval = approval_status(con, step.cycle, step_graph())
     folder = chart_folder(warehouse, step.cycle)
     charts = {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))}

@@ -2,6 +2,7 @@
 cycle, on real pipeline runs: decisions taken in the 2026-10 meeting, then cycle 2026-11 run
 again, as a company does month after month."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -108,6 +109,13 @@ def test_a_decision_is_followed_up_in_the_next_cycle(warehouse_copy, demo_dir, c
     page_one = text.split("\f")[0]
     assert "D2026-10-01" in page_one and "overdue" in page_one and "D2026-10-02" in page_one
     assert "D2026-10-04" not in page_one  # closed: not among the decisions still open
+    # The follow-up page lists every decision with its status, closed and resolved ones too.
+    whole = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    followup = next(p for p in whole.split("\f") if p.lstrip().startswith("Follow-up of earlier decisions"))
+    for decision_id, row in follow.items():
+        line = next(t for t in followup.splitlines() if decision_id in t)
+        assert re.search(rf"\b{row['status']}\b", line), (decision_id, line)
+    assert "1 overdue, 1 open, 1 resolved, 1 closed." in " ".join(followup.split())
     bi = q(default_bi_path(warehouse_copy), f"select decision_id, status from bi.decision_followup where cycle = '{CYCLE}' order by 1")
     assert bi.rows() == [("D2026-10-01", "overdue"), ("D2026-10-02", "open"), ("D2026-10-03", "resolved"), ("D2026-10-04", "closed")]
 

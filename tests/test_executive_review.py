@@ -405,7 +405,7 @@ def _pdf_pages(path: Path) -> int:
     return len(re.findall(rb"/Type\s*/Page\b", path.read_bytes()))
 
 
-def test_review_pack_has_a_title_page_and_one_page_per_review_step(con, tmp_path):
+def test_review_pack_has_page_one_the_summary_pages_and_one_page_per_review_step(con, tmp_path):
     frames = cycle_status.load_cycle_frames(con, CYCLE)
     frames["forecast_accuracy"] = _accuracy()
     frames["budget_gap"] = _budget_gap()
@@ -418,7 +418,7 @@ def test_review_pack_has_a_title_page_and_one_page_per_review_step(con, tmp_path
     status = gov.approval_status(con, CYCLE)
     pack = review.review_pack(tmp_path / "pack", CYCLE, frames, charts, status["current_version"], status)
     assert pack == tmp_path / "pack" / "review_pack_2026-11.pdf"
-    assert _pdf_pages(pack) == 1 + len(review.PACK_STEPS)
+    assert _pdf_pages(pack) == 1 + len(review.SUMMARY_PAGES) + len(review.PACK_STEPS)
     assert (tmp_path / "pack" / "demand_top_families.png").read_bytes() == charts["demand_top_families"]
     assert (tmp_path / "pack" / "capacity_load.png").exists()
     assert not [p for p in (tmp_path / "pack").iterdir() if p.name.endswith(".tmp")]
@@ -426,7 +426,7 @@ def test_review_pack_has_a_title_page_and_one_page_per_review_step(con, tmp_path
 
 def test_review_pack_without_any_data_still_has_every_page(tmp_path):
     pack = review.review_pack(tmp_path, CYCLE, {}, {}, None, None)
-    assert _pdf_pages(pack) == 1 + len(review.PACK_STEPS)
+    assert _pdf_pages(pack) == 1 + len(review.SUMMARY_PAGES) + len(review.PACK_STEPS)
 
 
 def test_status_report_says_which_checkpoints_passed_and_who_the_cycle_waits_for(con):

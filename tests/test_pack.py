@@ -21,6 +21,8 @@ from orchestration.cli import main as sop
 from sop_pipeline.executive import governance
 from sop_pipeline.executive.status import load_cycle_frames
 from sop_pipeline.reporting import pack
+from sop_pipeline.reporting.pack_inputs import pack_inputs
+from sop_pipeline.settings import load_settings
 
 TOLERANCE = 0.5  # pixels: anti-aliasing, not layout
 
@@ -141,7 +143,7 @@ def test_a_table_wider_than_the_page_is_split_and_nothing_overlaps():
 def cycle_frames(warehouse_copy):
     con = duckdb.connect(str(warehouse_copy), read_only=True)
     try:
-        frames = load_cycle_frames(con, CYCLE)
+        frames = {**load_cycle_frames(con, CYCLE), **pack_inputs(con, CYCLE, load_settings().scenarios.named())}
         version = governance.plan_version(con, CYCLE)
         status = governance.approval_status(con, CYCLE)
     finally:
@@ -295,3 +297,231 @@ def test_publishing_the_plan_of_record_rewrites_the_pack_with_who_approved(wareh
         assert governance.approval_status(con, CYCLE)["matches"]  # the rewritten pack did not change the plan version
     finally:
         con.close()
+
+
+# --- the summary pages after page 1 ------------------------------------------------------------
+
+HORIZON = (dt.date(2026, 11, 1), dt.date(2027, 11, 1))  # the KPI horizon: next 12 months of cycle 2026-11
+
+
+def _titled(figures: list[Figure], title: str) -> list[Figure]:
+    """The pages whose title starts with `title` (its continuation pages included)."""
+    return [fig for fig in figures if fig.texts and fig.texts[0].get_text().startswith(title)]
+
+
+def _table_with(figures: list[Figure], header: str) -> list[list[str]]:
+    """The first table on these pages with `header` among its column names, its rows joined
+    across continuation pages (header first, once)."""
+    rows: list[list[str]] = []
+    for fig in figures:
+        for t in _tables(fig):
+            if header in t[0]:
+                rows += t if not rows else t[1:]
+    assert rows, f"no table with column {header!r}"
+    return rows
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(",", "").replace("%", "").replace(" pts", ""))
+
+
+def _column(table: list[list[str]], name: str, row: str) -> str:
+    return next(r for r in table[1:] if r[0] == row)[table[0].index(name)]
+
+
+def test_the_family_page_adds_up_demand_supply_and_budget_over_the_horizon(cycle_frames, cycle_warehouse, warehouse_copy):
+    frames, version, status = cycle_frames
+    figures = pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status)
+    assert figures[1].texts[0].get_text() == "Demand vs supply vs budget by family"  # right after page 1
+    page = _titled(figures, "Demand vs supply vs budget by family")
+    assert "next 12 months (2026-11..2027-10)" in "\n".join(_page_texts(page[0]))
+    table = _table_with(page, "consensus demand (units)")
+    window = f"month >= '{HORIZON[0]}' and month < '{HORIZON[1]}'"
+    demand = q(
+        warehouse_copy,
+        f"select family, sum(quantity) as units from planning.consensus_demand where cycle = '{CYCLE}' and {window} group by 1",
+    )
+    assert _number(_column(table, "consensus demand (units)", "TOTAL")) == pytest.approx(demand["units"].sum(), abs=0.5)
+    for family, units in demand.rows():
+        assert _number(_column(table, "consensus demand (units)", family)) == pytest.approx(units, abs=0.5)
+    shipped = q(
+        warehouse_copy, f"select sum(shipped) as u from planning.supply_plan where cycle = '{CYCLE}' and scenario = 'baseline' and {window}"
+    )["u"][0]
+    assert _number(_column(table, "supplied (units)", "TOTAL")) == pytest.approx(shipped, abs=0.5)
+    # The budget from the budget file itself (marts), not from the budget gap table the page reads.
+    budget = q(warehouse_copy, f"select sum(volume) as units, sum(revenue) as revenue from marts.fct_budget where {window}").row(
+        0, named=True
+    )
+    assert _number(_column(table, "budget (units)", "TOTAL")) == pytest.approx(budget["units"], abs=0.5)
+    revenue = q(
+        warehouse_copy,
+        f"select sum(revenue) as r from planning.financial_plan where cycle = '{CYCLE}' and scenario = 'baseline' and {window}",
+    )["r"][0]
+    assert _number(_column(table, "revenue at plan price", "TOTAL")) == pytest.approx(revenue, abs=0.5)
+    assert _number(_column(table, "revenue - budget", "TOTAL")) == pytest.approx(revenue - budget["revenue"], abs=1)
+    for fig in page:
+        assert layout_problems(fig) == []
+
+
+def test_the_scenarios_page_shows_every_scenario_and_its_difference_to_the_baseline(cycle_frames, cycle_warehouse, warehouse_copy):
+    frames, version, status = cycle_frames
+    page = _titled(pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status), "Scenarios side by side")
+    table = _table_with(page, "baseline")
+    money = q(
+        warehouse_copy,
+        f"select scenario, sum(revenue) as revenue, sum(overtime_hours) as hours from planning.financial_plan "
+        f"where cycle = '{CYCLE}' and month >= '{HORIZON[0]}' and month < '{HORIZON[1]}' group by 1",
+    )
+    assert set(table[0][1:]) == {s.replace("_", " ") for s in money["scenario"]}
+    rows = {r[0]: r for r in table[1:]}
+    labels = [r[0] for r in table[1:]]
+    vs = table[labels.index("revenue") + 2]  # the revenue row, then its difference to the baseline
+    assert vs[0].strip() == "vs baseline"
+    base = money.filter(pl.col("scenario") == "baseline").row(0, named=True)
+    for scenario, revenue, hours in money.rows():
+        col = table[0].index(scenario.replace("_", " "))
+        assert _number(rows["revenue"][col]) == pytest.approx(revenue, abs=0.5)
+        assert _number(rows["overtime hours"][col]) == pytest.approx(hours, abs=0.5)
+        if scenario != "baseline":
+            assert _number(vs[col]) == pytest.approx(revenue - base["revenue"], abs=1)
+    kinds = {n: s.kind for n, s in load_settings().scenarios.named().items()}
+    assert all(rows["kind"][table[0].index(n.replace("_", " "))] == k for n, k in kinds.items())
+
+
+def test_the_assumptions_page_lists_the_scenarios_prices_and_the_largest_consensus_input(cycle_frames, cycle_warehouse, warehouse_copy):
+    frames, version, status = cycle_frames
+    page = _titled(pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status), "Assumptions")
+    scenarios = _table_with(page, "description")
+    assert [r[0] for r in scenarios[1:]] == list(load_settings().scenarios.named())
+    prices = _table_with(page, "price change %")
+    last = q(warehouse_copy, f"select max(month) as m from planning.financial_plan where cycle = '{CYCLE}'")["m"][0]
+    plan = q(warehouse_copy, f"select * from marts.fct_price_plan where month <= '{last}'")
+    assert len(prices) - 1 == plan.height > 0
+    inputs = _table_with(page, "units change")
+    # The largest single input: one layer's change on one key and month, by one owner for one
+    # reason; family inputs are spread over the family's SKUs and count once.
+    largest = q(
+        warehouse_copy,
+        f"""
+        select sum(l.adjustment) as units
+        from planning.demand_plan_layers l
+        join (select distinct sku, family from planning.consensus_demand where cycle = '{CYCLE}') c using (sku)
+        where l.cycle = '{CYCLE}' and l.layer <> 'statistical' and l.adjustment <> 0
+        group by l.layer, l.owner, coalesce(l.reason, ''), l.month, case when l.input_level = 'family' then c.family else l.sku end
+        order by abs(sum(l.adjustment)) desc limit 1
+        """,
+    )["units"][0]
+    assert _number(inputs[1][inputs[0].index("units change")]) == pytest.approx(largest, abs=0.5)
+    assert len(inputs) - 1 == 10
+
+
+def test_the_risks_page_splits_the_exceptions_and_values_the_demand_upside(cycle_frames, cycle_warehouse, warehouse_copy):
+    frames, version, status = cycle_frames
+    page = _titled(pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status), "Risks and opportunities in money")
+    risks = _table_with(page, "money at risk")
+    excs = q(
+        warehouse_copy, f"select rank, money, money_basis, in_executive_list from planning.exceptions where cycle = '{CYCLE}' order by rank"
+    )
+    below = excs.filter(~pl.col("money_basis").str.contains("(above)", literal=True))
+    n = max(8, below["in_executive_list"].sum())  # at least the executive list, that page 1 points to
+    assert [int(r[0]) for r in risks[1:]] == below["rank"].head(n).to_list()
+    assert [_number(r[risks[0].index("money at risk")]) for r in risks[1:]] == pytest.approx(
+        below["money"].head(n).round(0).to_list(), abs=0.5
+    )
+    upside = _table_with(page, "upside revenue")
+    family = upside[1][0]
+    window = f"month >= '{HORIZON[0]}' and month < '{HORIZON[1]}'"
+    units = q(
+        warehouse_copy,
+        f"select sum(p90 - p50) as u from planning.family_forecast where cycle = '{CYCLE}' and family = '{family}' and {window}",
+    )["u"][0]
+    fin = q(
+        warehouse_copy,
+        f"select sum(revenue) as r, sum(volume) as v from planning.financial_plan "
+        f"where cycle = '{CYCLE}' and scenario = 'baseline' and family = '{family}' and {window}",
+    ).row(0, named=True)
+    assert _number(upside[1][upside[0].index("upside revenue")]) == pytest.approx(units * fin["r"] / fin["v"], abs=1)
+    for fig in page:
+        assert layout_problems(fig) == []
+
+
+def _followup(n: int) -> pl.DataFrame:
+    statuses = ["overdue", "open", "open", "closed", "open", "resolved", "open", "open"][:n]
+    return pl.DataFrame(
+        {
+            "cycle": [CYCLE] * n,
+            "decision_id": [f"D2026-10-{k:02d}" for k in range(1, n + 1)],
+            "raised_cycle": ["2026-10"] * n,
+            "kind": ["action"] * n,
+            "action": [f"Action number {k} on the Garden plan" for k in range(1, n + 1)],
+            "owner": ["Supply planning"] * n,
+            "due_cycle": (["2026-10"] + ["2026-12"] * 7)[:n],
+            "exception_id": [None] * n,
+            "status": statuses,
+            "money_when_raised": [1000.0 * k for k in range(1, n + 1)],
+            "money_now": [None] * n,
+            "outcome": [f"{s}: outcome {k}" for k, s in enumerate(statuses, start=1)],
+            "decided_by": ["Dana (CEO)"] * n,
+        }
+    )
+
+
+def test_the_follow_up_page_lists_every_decision_and_page_one_the_first_open_ones(cycle_frames, cycle_warehouse):
+    frames, version, status = cycle_frames
+    frames = {**frames, "decision_followup": _followup(8)}
+    figures = pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status)
+    open_ids = ["D2026-10-01", "D2026-10-02", "D2026-10-03", "D2026-10-05", "D2026-10-07", "D2026-10-08"]  # overdue first
+    first = next(t for t in _tables(figures[0]) if t[0][0] == "decision id")
+    assert [r[0] for r in first[1:]] == open_ids[:5]
+    assert "Earlier decisions still open, overdue first (6); 1 more on the follow-up page" in _page_texts(figures[0])
+    page = _titled(figures, "Follow-up of earlier decisions")
+    table = _table_with(page, "decision id")
+    listed = {r[0]: r[table[0].index("status")] for r in table[1:]}
+    assert listed == dict(zip(_followup(8)["decision_id"], _followup(8)["status"]))
+    assert "1 overdue, 5 open, 1 resolved, 1 closed." in _page_texts(page[-1])
+    for fig in [figures[0], *page]:
+        assert layout_problems(fig) == []
+    empty = pack.pack_figures(CYCLE, {**frames, "decision_followup": _followup(0)}, None, version, status)
+    assert any("No earlier decisions to follow up" in t for t in _page_texts(_titled(empty, "Follow-up of earlier decisions")[0]))
+
+
+def test_last_month_is_compared_with_the_earlier_cycles_plan_of_record(warehouse_copy, demo_dir):
+    paths = ["--data", str(demo_dir), "--warehouse", str(warehouse_copy)]
+    con = duckdb.connect(str(warehouse_copy), read_only=True)
+    try:
+        before = pack_inputs(con, CYCLE)
+        frames = {**load_cycle_frames(con, CYCLE), **before}
+    finally:
+        con.close()
+    page = _titled(pack.pack_figures(CYCLE, frames), "Last month: actual vs plan of record, 2026-10")
+    assert "No earlier plan of record planned 2026-10" in "\n".join(_page_texts(page[0]))
+    assert sop(["approve", "--cycle", "2026-10", "--scenario", "baseline", "--by", "Dana (CEO)"] + paths) == 0
+    con = duckdb.connect(str(warehouse_copy), read_only=True)
+    try:
+        frames = {**load_cycle_frames(con, CYCLE), **pack_inputs(con, CYCLE)}
+    finally:
+        con.close()
+    page = _titled(pack.pack_figures(CYCLE, frames), "Last month: actual vs plan of record, 2026-10")
+    assert "plan of record of cycle 2026-10 (scenario baseline, approved by Dana (CEO)" in "\n".join(_page_texts(page[0]))
+    table = _table_with(page, "planned units")
+    planned = dict(
+        q(
+            warehouse_copy,
+            "select family, sum(quantity) from planning.plan_of_record_demand where cycle = '2026-10' and month = '2026-10-01' group by 1",
+        ).rows()
+    )
+    actual = dict(
+        q(warehouse_copy, "select family, sum(quantity) from marts.fct_sales_monthly where month = '2026-10-01' group by 1").rows()
+    )
+    assert planned and set(planned) == set(actual) == {r[0] for r in table[1:]} - {"TOTAL"}
+    for family in planned:
+        row = next(r for r in table[1:] if r[0] == family)
+        assert _number(row[table[0].index("planned units")]) == pytest.approx(planned[family], abs=0.5)
+        assert _number(row[table[0].index("actual units")]) == pytest.approx(actual[family], abs=0.5)
+        diff = actual[family] - planned[family]
+        assert _number(row[table[0].index("units difference")]) == pytest.approx(diff, abs=0.5)
+        assert _number(row[table[0].index("units difference %")]) == pytest.approx(100 * diff / planned[family], abs=0.05)
+    total = next(r for r in table[1:] if r[0] == "TOTAL")
+    assert _number(total[table[0].index("actual units")]) == pytest.approx(sum(actual.values()), abs=0.5)
+    for fig in page:
+        assert layout_problems(fig) == []
