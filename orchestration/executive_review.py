@@ -32,7 +32,8 @@ RECORD_CHECK = "plan_of_record_is_approved"
 PLAN = [planning_key(n) for n in ("supply_plan", "capacity_plan", "financial_plan", "budget_gap", "forecast_accuracy")]
 # What the exception list reads besides the plan: the demand layers and the supply diagnosis.
 FINDINGS = [
-    planning_key(n) for n in ("demand_plan_layers", "statistical_forecast", "consensus_demand", "product_portfolio", "supply_exceptions")
+    planning_key(n)
+    for n in ("demand_plan_layers", "statistical_forecast", "supersession", "consensus_demand", "product_portfolio", "supply_exceptions")
 ]
 
 
