@@ -224,15 +224,19 @@ def test_pipeline_gives_new_products_their_like_items_forecast_and_zeroes_phase_
     rows = q(
         cycle_warehouse,
         f"""
-        select p.sku, p.month, p.lifecycle_status, p.like_sku, p.ramp_factor, f.p50, f.model, l.p50 as like_p50
+        select p.sku, p.month, p.lifecycle_status, p.like_sku, p.ramp_factor, f.p50, f.model, l.p50 as like_p50,
+            coalesce(m.moved, 0) as moved
         from planning.product_portfolio p
         join planning.statistical_forecast f using (cycle, sku, month)
         left join planning.statistical_forecast l on l.cycle = p.cycle and l.sku = p.like_sku and l.month = p.month
+        left join (
+            select cycle, successor_sku as sku, month, sum(moved_units) as moved from planning.supersession group by all
+        ) m on m.cycle = p.cycle and m.sku = p.sku and m.month = p.month
         where p.cycle = '{CYCLE}'""",
     )
     launches = rows.filter(pl.col("like_sku").is_not_null() & pl.col("like_p50").is_not_null())
-    assert launches.height > 0
-    assert (launches["p50"] - launches["like_p50"] * launches["ramp_factor"]).abs().max() < 1e-6
+    assert launches.height > 0 and launches["moved"].max() > 0  # the demo's successor is a launch from a like-item
+    assert (launches["p50"] - launches["moved"] - launches["like_p50"] * launches["ramp_factor"]).abs().max() < 1e-6
     assert launches.filter(pl.col("lifecycle_status") == "pre_launch")["p50"].max() == 0
     gone = rows.filter(pl.col("lifecycle_status") == "discontinued")
     assert gone.height > 0 and gone["p50"].max() == 0

@@ -21,14 +21,19 @@ DEMAND_TABLES = (
         "statistical_forecast",
         "demand_review",
         "Statistical forecast per cycle, portfolio SKU and horizon month with its 80% band, lifecycle applied "
-        "(launches from their like-item or launch volume, phase-outs faded).",
+        "(launches from their like-item or launch volume, phase-outs faded, what a phase-out's fade cuts added to its "
+        "successor: planning.supersession).",
         ("cycle", "sku", "month"),
         (
             CYCLE,
             SKU,
             FAMILY,
             MONTH,
-            text("model", "Where the number came from: the published candidate or ensemble, like:SKU:model, launch_volume, no_history."),
+            text(
+                "model",
+                "Where the number came from: the published candidate or ensemble, like:SKU:model, launch_volume, "
+                "supersedes:SKU (a successor with no basis of its own), no_history.",
+            ),
             units("p10", "10th percentile of demand: 1 month in 10 should sell less."),
             units("p50", "Median forecast (the statistical plan)."),
             units("p90", "90th percentile of demand: 1 month in 10 should sell more."),
