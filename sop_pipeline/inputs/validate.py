@@ -428,10 +428,12 @@ def _row_rule(name: str, frames: dict[str, pl.DataFrame]) -> pl.Expr:
 def _successor_rule(name: str, products: pl.DataFrame) -> pl.Expr:
     """The supersession rules: a pair the demand transfer could not make sense of. They look up
     the successor's own row (its successor, discontinue month, like_sku); references ran first,
-    so every successor named is a product."""
+    so every successor named is a product (the first row of a SKU, should a key check be
+    bypassed and leave it to dbt's tests)."""
+    rows = products.unique("sku", keep="first", maintain_order=True)
 
     def successors(column: str, dtype: pl.DataType) -> pl.Expr:
-        return pl.col("successor_sku").replace_strict(products["sku"], products[column], default=None, return_dtype=dtype)
+        return pl.col("successor_sku").replace_strict(rows["sku"], rows[column], default=None, return_dtype=dtype)
 
     named = pl.col("successor_sku").is_not_null()
     if name == "successor_is_itself":
