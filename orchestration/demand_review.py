@@ -12,7 +12,7 @@ from sop_pipeline import registry
 from sop_pipeline.demand.accuracy import accuracy_summary, score_accuracy
 from sop_pipeline.demand.backtest import backtest_table, backtest_versus_naive
 from sop_pipeline.demand.consensus import build_consensus, consensus_problems, fallback_note, unexplained_overrides
-from sop_pipeline.demand.lifecycle import apply_lifecycle
+from sop_pipeline.demand.lifecycle import apply_lifecycle, supersession_pairs
 from sop_pipeline.finance.prices import price_by_sku_month
 from sop_pipeline.forecast import forecast_demand
 from sop_pipeline.forecast.hierarchy import family_forecast
@@ -39,6 +39,7 @@ SEGMENTATION = planning_key("product_segmentation")
             [mart("fct_sales_monthly"), mart("fct_indicators"), mart("fct_price_plan"), PORTFOLIO, planning_key("forecast_backtest")],
             [forecast_demand, apply_lifecycle],
         ),
+        table_spec("supersession", GROUP, [mart("fct_sales_monthly"), PORTFOLIO], [apply_lifecycle, supersession_pairs]),
         table_spec("family_forecast", GROUP, [planning_key("statistical_forecast")], [family_forecast]),
         table_spec("family_forecast_backtest", GROUP, [planning_key("statistical_forecast")], [family_forecast]),
     ],
@@ -49,7 +50,8 @@ SEGMENTATION = planning_key("product_segmentation")
 )
 def statistical_forecast(context: dg.AssetExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource):
     """Fit the candidates, weight them per SKU by backtest, calibrate p10/p90, apply the
-    lifecycle; then the family and total forecast with their own bands."""
+    lifecycle (phase-outs' cut moved to their successors); then the family and total forecast
+    with their own bands."""
     step = CycleStep.start(context, warehouse, planning_models, GROUP, SECTIONS)
     with step.reading() as con:
         portfolio = step.read(con, "product_portfolio")
@@ -72,7 +74,7 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
         indicators=indicators if indicators.height else None,
         intermittent=segmentation.select("sku", "intermittent"),
     )
-    forecast = apply_lifecycle(result.forecast, portfolio, step.settings.product.lifecycle)
+    forecast, moves = apply_lifecycle(result.forecast, portfolio, step.settings.product.lifecycle)
     backtest = backtest_table(result, step.cycle)
     families = family_forecast(
         forecast,
@@ -85,6 +87,7 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
     step.write(
         {
             "statistical_forecast": forecast,
+            "supersession": moves,
             "forecast_backtest": backtest,
             "family_forecast": families.forecast.with_columns(cycle),
             "family_forecast_backtest": families.backtest.with_columns(cycle),
@@ -100,6 +103,7 @@ def statistical_forecast(context: dg.AssetExecutionContext, warehouse: Warehouse
         p10_p90_coverage_backtest=float(result.coverage),
         **{f"backtest_{k}": float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))},
     )
+    yield step.result("supersession", moves, moved_units=float(moves["moved_units"].sum()), pairs=md_table(supersession_pairs(moves)))
     yield step.result("family_forecast", families.forecast, family_p10_p90_coverage_backtest=families.coverage)
     yield step.result("family_forecast_backtest", families.backtest, points=families.backtest.height)
 

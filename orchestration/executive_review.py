@@ -35,7 +35,14 @@ PLAN = [planning_key(n) for n in ("supply_plan", "capacity_plan", "financial_pla
 # What the exception list reads besides the plan: the demand layers and the supply diagnosis.
 FINDINGS = [
     planning_key(n)
-    for n in ("demand_plan_layers", "statistical_forecast", "consensus_demand", "product_portfolio", "supply_exception_skus")
+    for n in (
+        "demand_plan_layers",
+        "statistical_forecast",
+        "supersession",
+        "consensus_demand",
+        "product_portfolio",
+        "supply_exception_skus",
+    )
 ]
 
 

@@ -65,8 +65,8 @@ def product_segmentation(context: dg.AssetExecutionContext, warehouse: Warehouse
     partitions_def=cycle_partitions,
     pool=WAREHOUSE_POOL,
     additional_deps=[mart("dim_product")],
-    description="Every SKU with sales is in the product master; every new product has a like_sku with history or a launch "
-    "volume; phase-out dates fall after launch dates.",
+    description="Every SKU with sales is in the product master; every new product has a like_sku with history, a launch "
+    "volume or a predecessor naming it as successor_sku; phase-out dates fall after launch dates.",
 )
 def portfolio_is_sound(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, planning_models: PlanningModelsResource

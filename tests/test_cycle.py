@@ -89,7 +89,9 @@ def test_new_product_without_basis_is_refused_naming_the_file_row_and_sku(data_c
     from orchestration.runner import run_cycle
 
     products = pl.read_csv(data_copy / "products.csv", infer_schema=False)
-    npi = products.filter(pl.col("status") == "npi")["sku"][0]
+    # a successor's basis is its predecessor's demand: take a new product no phase-out names
+    successors = products["successor_sku"].drop_nulls().implode()
+    npi = products.filter((pl.col("status") == "npi") & ~pl.col("sku").is_in(successors))["sku"][0]
     products = products.with_columns(
         pl.when(pl.col("sku") == npi).then(pl.lit(npi)).otherwise(pl.col("like_sku")).alias("like_sku"),
         pl.when(pl.col("sku") == npi).then(pl.lit(None)).otherwise(pl.col("launch_volume")).alias("launch_volume"),

@@ -19,7 +19,8 @@ D = dt.date
 MONTHS = [D(2026, 11, 1), D(2026, 12, 1), D(2027, 1, 1)]
 
 
-def _portfolio(rows):
+def _portfolio(rows, successors=None):
+    """Portfolio rows; `successors` maps a phasing-out SKU to the SKU that takes its demand over."""
     return pl.DataFrame(
         rows,
         schema={
@@ -33,7 +34,7 @@ def _portfolio(rows):
             "ramp_factor": pl.Float64,
         },
         orient="row",
-    )
+    ).with_columns(pl.col("sku").replace_strict(successors or {}, default=None, return_dtype=pl.Utf8).alias("successor_sku"))
 
 
 def _base(sku, p50):
@@ -53,13 +54,38 @@ def test_new_product_borrows_its_like_items_forecast_scaled_by_the_ramp_and_phas
         ]
     )
     base = pl.concat([_base("OLD", [100.0, 120.0, 140.0]), _base("DIE", [50.0, 50.0, 50.0])])
-    out = apply_lifecycle(base, portfolio, LifecycleSettings())
+    out, moves = apply_lifecycle(base, portfolio, LifecycleSettings())
+    assert moves.height == 0
     by = {(r["sku"], r["month"]): r for r in out.iter_rows(named=True)}
     assert [by[("NEW", m)]["p50"] for m in MONTHS] == pytest.approx([0.0, 60.0, 140.0])
     assert by[("NEW", MONTHS[2])]["model"] == "like:OLD:ets"
     assert [by[("VOL", m)]["p50"] for m in MONTHS] == pytest.approx([30.0] * 3)
     assert [by[("DIE", m)]["p50"] for m in MONTHS] == pytest.approx([25.0, 0.0, 0.0])
     assert out.height == 12
+
+
+def test_a_phase_outs_cut_moves_to_its_successor_in_the_months_the_successor_sells():
+    """DIE (50 a month, p10 40, p90 60) fades to half in November and is gone from December;
+    its successor NEW launches from a 30-unit launch volume: not yet selling in November, half
+    ramp in December, full in January. November's cut (25) is lost, since NEW does not sell yet;
+    December and January move DIE's whole 50 (band 40 to 60) onto NEW."""
+    portfolio = _portfolio(
+        [(CYCLE, "DIE", "F", m, s, None, None, r) for m, s, r in zip(MONTHS, ["phase_out", "discontinued", "discontinued"], [0.5, 0, 0])]
+        + [(CYCLE, "NEW", "F", m, s, None, 30.0, r) for m, s, r in zip(MONTHS, ["pre_launch", "ramp_up", "active"], [0.0, 0.5, 1.0])],
+        successors={"DIE": "NEW"},
+    )
+    out, moves = apply_lifecycle(_base("DIE", [50.0, 50.0, 50.0]), portfolio, LifecycleSettings())
+    by = {(r["sku"], r["month"]): r for r in out.iter_rows(named=True)}
+    assert [by[("DIE", m)]["p50"] for m in MONTHS] == pytest.approx([25.0, 0.0, 0.0])
+    assert [by[("NEW", m)]["p50"] for m in MONTHS] == pytest.approx([0.0, 15.0 + 50.0, 30.0 + 50.0])
+    # launch band 0.7-1.3 of the launch volume, plus DIE's 40-60
+    assert [by[("NEW", m)]["p10"] for m in MONTHS] == pytest.approx([0.0, 10.5 + 40.0, 21.0 + 40.0])
+    assert [by[("NEW", m)]["p90"] for m in MONTHS] == pytest.approx([0.0, 19.5 + 60.0, 39.0 + 60.0])
+    assert moves.select("sku", "successor_sku", "month", "forecast_units", "kept_units", "moved_units").rows() == [
+        ("DIE", "NEW", MONTHS[1], 50.0, 0.0, 50.0),
+        ("DIE", "NEW", MONTHS[2], 50.0, 0.0, 50.0),
+    ]
+    assert by[("NEW", MONTHS[2])]["model"] == "launch_volume"
 
 
 def _statistical():
@@ -198,15 +224,19 @@ def test_pipeline_gives_new_products_their_like_items_forecast_and_zeroes_phase_
     rows = q(
         cycle_warehouse,
         f"""
-        select p.sku, p.month, p.lifecycle_status, p.like_sku, p.ramp_factor, f.p50, f.model, l.p50 as like_p50
+        select p.sku, p.month, p.lifecycle_status, p.like_sku, p.ramp_factor, f.p50, f.model, l.p50 as like_p50,
+            coalesce(m.moved, 0) as moved
         from planning.product_portfolio p
         join planning.statistical_forecast f using (cycle, sku, month)
         left join planning.statistical_forecast l on l.cycle = p.cycle and l.sku = p.like_sku and l.month = p.month
+        left join (
+            select cycle, successor_sku as sku, month, sum(moved_units) as moved from planning.supersession group by all
+        ) m on m.cycle = p.cycle and m.sku = p.sku and m.month = p.month
         where p.cycle = '{CYCLE}'""",
     )
     launches = rows.filter(pl.col("like_sku").is_not_null() & pl.col("like_p50").is_not_null())
-    assert launches.height > 0
-    assert (launches["p50"] - launches["like_p50"] * launches["ramp_factor"]).abs().max() < 1e-6
+    assert launches.height > 0 and launches["moved"].max() > 0  # the demo's successor is a launch from a like-item
+    assert (launches["p50"] - launches["moved"] - launches["like_p50"] * launches["ramp_factor"]).abs().max() < 1e-6
     assert launches.filter(pl.col("lifecycle_status") == "pre_launch")["p50"].max() == 0
     gone = rows.filter(pl.col("lifecycle_status") == "discontinued")
     assert gone.height > 0 and gone["p50"].max() == 0

@@ -24,12 +24,19 @@ def products(**overrides):
         "discontinue_month": [None, None, D(2027, 6, 1), D(2026, 9, 1)],
         "like_sku": [None, "A1", None, None],
         "launch_volume": [None, None, None, None],
+        "successor_sku": [None, None, None, None],
         "lifetime_quantity": [100.0, 0.0, 50.0, 10.0],
     }
     base.update(overrides)
     return pl.DataFrame(
         base,
-        schema_overrides={"launch_month": pl.Date, "discontinue_month": pl.Date, "launch_volume": pl.Float64, "like_sku": pl.Utf8},
+        schema_overrides={
+            "launch_month": pl.Date,
+            "discontinue_month": pl.Date,
+            "launch_volume": pl.Float64,
+            "like_sku": pl.Utf8,
+            "successor_sku": pl.Utf8,
+        },
     )
 
 

@@ -233,12 +233,15 @@ def phase_out_exceptions(
     cycle: str,
     min_money: float,
     owner: str,
+    supersession: pl.DataFrame | None = None,
 ) -> pl.DataFrame | None:
     """Families losing volume to phase-outs within the next 12 months. A phasing-out SKU's
     run-rate is its average monthly sales over the 12 closed months before the cycle; what the
     plan no longer sells of it (run-rate - consensus, per month) is the volume lost, and its
     revenue the money (listed from `min_money`; the sentence gives the share of the family's
-    volume). The product master names no successor that would take the volume over."""
+    volume). A SKU-month whose cut moves to a successor in the same family (`supersession`,
+    planning.supersession) loses the family nothing and is left out; a successor in another
+    family, or one not selling yet, leaves the loss where it is."""
     if portfolio is None or consensus is None or sales is None or not portfolio.height or not sales.height:
         return None
     first = cycle_month(cycle)
@@ -255,6 +258,9 @@ def phase_out_exceptions(
         .agg((pl.col("quantity").sum() / 12).alias("family_rate"))
     )
     plan = consensus.filter(pl.col("sku").is_in(skus) & (pl.col("month") < end)).join(run_rate, on="sku", how="inner")
+    if supersession is not None and supersession.height:
+        taken_over = supersession.filter(pl.col("successor_family") == pl.col("family")).select("sku", "month")
+        plan = plan.join(taken_over, on=["sku", "month"], how="anti")
     lost = (
         plan.with_columns((pl.col("run_rate") - pl.col("quantity")).clip(lower_bound=0.0).alias("lost"))
         .join(_price(products), on="sku", how="left")
@@ -283,7 +289,7 @@ def phase_out_exceptions(
         pl.lit(owner).alias("owner"),
         pl.format(
             "{}: phase-outs of {} SKU(s) ({}) take {} units, {}% of the family's run-rate volume, out of the next 12 "
-            "months; no successor takes the volume over",
+            "months; no successor in the family takes that volume over",
             "family",
             pl.col("skus").list.len(),
             pl.col("skus").list.head(4).list.join(", "),

@@ -28,7 +28,8 @@ Conventions of the generated files (the contract leaves them open):
   and costs are decimals.
 * products: every SKU has a `launch_month` (catalogue SKUs: a month before the history window);
   `discontinue_month` only for phase_out; `like_sku` and `launch_volume` only for npi, exactly
-  one of the two. npi SKUs have routings and a BOM (they must be producible once launched) but
+  one of the two; `successor_sku` for one phase-out only, naming a new product of its family
+  launched by the phase-out's discontinue month. npi SKUs have routings and a BOM (they must be producible once launched) but
   no sales history and no finished-goods stock.
 * demand_inputs: `uplift_pct` values are percent (8.0 means +8%); `add` values may be negative
   (a lost listing); sales rows come before marketing rows, so layer order is sales, marketing.

@@ -15,7 +15,8 @@ from sop_pipeline.demo.skus import Skus
 
 def products_frame(rng: np.random.Generator, window: Window, fams: Families, skus: Skus, demand: Demand, prices: Prices) -> pl.DataFrame:
     """Catalogue SKUs get a launch month before the history window; `like_sku` and
-    `launch_volume` are filled only for new products, exactly one of the two."""
+    `launch_volume` are filled only for new products, exactly one of the two; `successor_sku`
+    only for the superseded phase-out."""
     n, h0 = skus.n, window.first
     description = _descriptions(rng, fams, skus)
     old_launch = rng.integers(-120, 0, n)  # catalogue SKUs launched before the history window
@@ -35,6 +36,9 @@ def products_frame(rng: np.random.Generator, window: Window, fams: Families, sku
                 pl.when(pl.lit(pl.Series(skus.has_like))).then(pl.lit(codes.gather(np.maximum(skus.like, 0))))
             ).to_series(),
             "launch_volume": pl.Series(skus.launch_volume).fill_nan(None).cast(pl.Int64),
+            "successor_sku": pl.select(
+                pl.when(pl.lit(pl.Series(skus.has_successor))).then(pl.lit(codes.gather(np.maximum(skus.successor, 0))))
+            ).to_series(),
         }
     )
 

@@ -28,6 +28,7 @@ class Skus:
     like: np.ndarray  # index of the like SKU, -1 for none
     launch_volume: np.ndarray  # NaN except for new products without a usable like SKU
     codes: pl.Series
+    successor: np.ndarray  # index of the new product taking a phase-out's demand over, -1 for none
 
     @property
     def n(self) -> int:
@@ -58,18 +59,30 @@ class Skus:
     def has_like(self) -> np.ndarray:
         return self.like >= 0
 
+    @property
+    def has_successor(self) -> np.ndarray:
+        return self.successor >= 0
+
 
 def draw_skus(rng: np.random.Generator, fams: Families, n: int) -> Skus:
     """n SKUs dealt to the families by their counts (family-major, as codes are numbered)."""
     fam = np.repeat(np.arange(fams.count), fams.counts)
     role, npi_order = _roles(rng, n)
+    successor = _supersession(fam, role, npi_order)
     base = (5 + rng.lognormal(np.log(45.0), 1.1, n)) * fams.scale[fam]
     occ_p = rng.uniform(0.12, 0.45, n)  # intermittent: chance of an order in a month
     occ_size = rng.uniform(1.0, 6.0, n)  # ... and its mean size
     base = np.where(role == INTERMITTENT, occ_p * occ_size, base)
     like, launch_volume, base = _like_skus(rng, fam, role, npi_order, base, fams.count)
     return Skus(
-        family=fam, role=role, base=base, occ_size=occ_size, like=like, launch_volume=launch_volume, codes=_sku_codes(fams.codes, fam)
+        family=fam,
+        role=role,
+        base=base,
+        occ_size=occ_size,
+        like=like,
+        launch_volume=launch_volume,
+        codes=_sku_codes(fams.codes, fam),
+        successor=successor,
     )
 
 
@@ -88,6 +101,29 @@ def _roles(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     role[perm[cut[1] : cut[2]]] = LAUNCHED
     role[perm[cut[2] : cut[3]]] = INTERMITTENT
     return role, perm[: cut[0]]
+
+
+def _supersession(fam: np.ndarray, role: np.ndarray, npi_order: np.ndarray) -> np.ndarray:
+    """One phase-out (the first SKU of the catalogue being phased out) is superseded by a new
+    product of its family, the way a range is refreshed; when the family has no new product, one
+    of its regular SKUs becomes one (swapping roles with the last new product drawn, so the
+    counts stay). `role` and `npi_order` are updated in place. Returns the successor index per
+    SKU, -1 for none."""
+    successor = np.full(fam.size, -1, dtype=np.int64)
+    phase_outs = np.flatnonzero(role == PHASE_OUT)
+    if phase_outs.size == 0:
+        return successor
+    old = phase_outs[0]
+    kin = np.flatnonzero((role == NPI) & (fam == fam[old]))
+    if kin.size == 0:
+        regular = np.flatnonzero((role == REGULAR) & (fam == fam[old]))
+        if regular.size == 0:
+            return successor
+        role[npi_order[-1]], role[regular[0]] = REGULAR, NPI
+        npi_order[-1] = regular[0]
+        kin = regular[:1]
+    successor[old] = kin[0]
+    return successor
 
 
 def _like_skus(

@@ -108,6 +108,7 @@ def exception_list(
             label,
             money,
             owners["product_review"],
+            get("supersession"),
         ),
         layer_fva_exceptions(get("layer_points"), products, demand.fva_loss_pts, money),
     ]

@@ -92,15 +92,47 @@ INPUT_FILES: tuple[InputFile, ...] = (
             Column("discontinue_month", MONTH, False, "First month the SKU no longer sells (YYYY-MM); required for phase_out."),
             Column("like_sku", STRING, False, "Existing SKU whose history stands in for a new product's."),
             Column("launch_volume", NONNEG, False, "Monthly volume at full ramp for a new product without a usable like_sku."),
+            Column(
+                "successor_sku",
+                STRING,
+                False,
+                "For a phase-out: the SKU that takes its demand over (supersession). The forecast the phase-out cuts "
+                "moves to the successor in every month the successor sells.",
+            ),
         ),
         key=("sku",),
         required=True,
-        references=(Reference("like_sku", "products", "sku"),),
+        references=(Reference("like_sku", "products", "sku"), Reference("successor_sku", "products", "sku")),
         row_rules=(
             RowRule("launch_month", "a product with status npi needs a launch_month", "npi_without_launch"),
             RowRule("discontinue_month", "a product with status phase_out needs a discontinue_month", "phase_out_without_end"),
             RowRule("discontinue_month", "the discontinue month must be after the launch month", "ends_before_launch"),
-            RowRule("like_sku", "a new product needs a like_sku that has sales history, or a launch_volume", "launch_without_basis"),
+            RowRule(
+                "like_sku",
+                "a new product needs a like_sku that has sales history, a launch_volume, or a phase-out naming it as successor_sku",
+                "launch_without_basis",
+            ),
+            RowRule("successor_sku", "a product cannot be its own successor", "successor_is_itself"),
+            RowRule(
+                "successor_sku",
+                "only a product being phased out can have a successor: it needs a discontinue_month",
+                "successor_without_end",
+            ),
+            RowRule(
+                "successor_sku",
+                "a successor cannot name a successor of its own: chains are not followed, name the last SKU of the chain",
+                "successor_chain",
+            ),
+            RowRule(
+                "successor_sku",
+                "a successor must outlive its predecessor: its own discontinue_month, if any, must come later",
+                "successor_ends_first",
+            ),
+            RowRule(
+                "successor_sku",
+                "a successor's like_sku cannot be its predecessor: the demand would be counted twice (keep one of the two)",
+                "successor_like_is_predecessor",
+            ),
         ),
     ),
     InputFile(

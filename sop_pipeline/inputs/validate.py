@@ -411,14 +411,41 @@ def _row_rule(name: str, frames: dict[str, pl.DataFrame]) -> pl.Expr:
         return pl.col("discontinue_month") <= pl.col("launch_month")
     if name == "launch_without_basis":
         sold = frames["sales_history"].filter(pl.col("quantity") > 0)["sku"].unique()
-        launching = pl.col("status") == "npi"
+        succeeding = frames["products"]["successor_sku"].drop_nulls().unique()
+        launching = (pl.col("status") == "npi") & ~pl.col("sku").is_in(succeeding.implode())
         return launching & ~pl.col("like_sku").is_in(sold.implode()).fill_null(False) & pl.col("launch_volume").is_null()
+    if name.startswith("successor_"):
+        return _successor_rule(name, frames["products"])
     if name == "negative_override":
         return (pl.col("adjustment_type") == "override") & (pl.col("value") < 0)
     if name == "uplift_below_minus_100":
         return (pl.col("adjustment_type") == "uplift_pct") & (pl.col("value") <= -100)
     if name == "price_below_minus_100":
         return pl.col("price_change_pct") <= -100
+    raise KeyError(f"no row rule {name!r}")
+
+
+def _successor_rule(name: str, products: pl.DataFrame) -> pl.Expr:
+    """The supersession rules: a pair the demand transfer could not make sense of. They look up
+    the successor's own row (its successor, discontinue month, like_sku); references ran first,
+    so every successor named is a product (the first row of a SKU, should a key check be
+    bypassed and leave it to dbt's tests)."""
+    rows = products.unique("sku", keep="first", maintain_order=True)
+
+    def successors(column: str, dtype: pl.DataType) -> pl.Expr:
+        return pl.col("successor_sku").replace_strict(rows["sku"], rows[column], default=None, return_dtype=dtype)
+
+    named = pl.col("successor_sku").is_not_null()
+    if name == "successor_is_itself":
+        return named & (pl.col("successor_sku") == pl.col("sku"))
+    if name == "successor_without_end":
+        return named & pl.col("discontinue_month").is_null()
+    if name == "successor_chain":
+        return named & successors("successor_sku", pl.String).is_not_null()
+    if name == "successor_ends_first":
+        return named & (successors("discontinue_month", pl.Date) <= pl.col("discontinue_month"))
+    if name == "successor_like_is_predecessor":
+        return named & (successors("like_sku", pl.String) == pl.col("sku"))
     raise KeyError(f"no row rule {name!r}")
 
 

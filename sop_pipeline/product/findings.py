@@ -11,7 +11,8 @@ def portfolio_findings(products: pl.DataFrame, sales_skus: pl.Series, cycle: str
     """Every SKU that breaks a portfolio rule, with the rule and the detail a planner needs.
 
     Rules: every SKU with sales exists in the product master; every product launching in the
-    horizon has a like_sku with history or an explicit launch_volume; a discontinue month falls
+    horizon has a like_sku with history, an explicit launch_volume or a predecessor whose demand
+    it takes over (successor_sku); a discontinue month falls
     after the launch month. An empty frame means the portfolio is sound.
     """
     start = cycle_month(cycle)
@@ -29,11 +30,14 @@ def portfolio_findings(products: pl.DataFrame, sales_skus: pl.Series, cycle: str
     launching = products.filter(
         (pl.col("status") == "npi") | (pl.col("launch_month").is_not_null() & (pl.col("launch_month") >= pl.lit(start)))
     ).join(history, on="like_sku", how="left")
-    no_basis = launching.filter(pl.col("like_has_history").is_null() & pl.col("launch_volume").is_null()).select(
+    succeeding = products["successor_sku"].drop_nulls().unique().implode()
+    no_basis = launching.filter(
+        pl.col("like_has_history").is_null() & pl.col("launch_volume").is_null() & ~pl.col("sku").is_in(succeeding)
+    ).select(
         "sku",
         pl.lit("new_product_without_basis").alias("rule"),
         pl.format(
-            "launches {} with like_sku {} that has no sales history and no launch_volume",
+            "launches {} with like_sku {} that has no sales history, no launch_volume and no predecessor naming it as successor_sku",
             pl.col("launch_month").dt.strftime("%Y-%m").fill_null("(no month)"),
             pl.col("like_sku").fill_null("(none)"),
         ).alias("detail"),

@@ -15,14 +15,14 @@ def build_product_portfolio(products: pl.DataFrame, cycle: str, settings: Lifecy
     from the discontinue month on, rising linearly over the launch ramp and falling linearly
     over the phase-out ramp. Products discontinued before the cycle are out of the portfolio.
     Status comes from the dates, not only the status column, so that a product marked active
-    with a future launch month is still treated as a launch.
+    with a future launch month is still treated as a launch. `successor_sku` is carried for
+    the demand review, which moves what the phase-out cuts to the successor.
     """
     start = cycle_month(cycle)
     up, down = settings.npi_ramp_months, settings.phase_out_ramp_months
     in_scope = products.filter(pl.col("discontinue_month").is_null() | (pl.col("discontinue_month") > pl.lit(start)))
-    grid = in_scope.select("sku", "family", "status", "launch_month", "discontinue_month", "like_sku", "launch_volume").join(
-        horizon_months(cycle, horizon).to_frame(), how="cross"
-    )
+    lifecycle = ("sku", "family", "status", "launch_month", "discontinue_month", "like_sku", "launch_volume", "successor_sku")
+    grid = in_scope.select(*lifecycle).join(horizon_months(cycle, horizon).to_frame(), how="cross")
     since_launch = months_between(pl.col("month"), pl.col("launch_month"))
     to_end = months_between(pl.col("discontinue_month"), pl.col("month"))
     launching = pl.col("launch_month").is_not_null() & (pl.col("launch_month") >= pl.lit(start))
@@ -59,6 +59,6 @@ def build_product_portfolio(products: pl.DataFrame, cycle: str, settings: Lifecy
             status.alias("lifecycle_status"),
             (ramp_up * ramp_down).alias("ramp_factor"),
         )
-        .select("cycle", "sku", "family", "month", "lifecycle_status", "like_sku", "launch_volume", "ramp_factor")
+        .select("cycle", "sku", "family", "month", "lifecycle_status", "like_sku", "launch_volume", "successor_sku", "ramp_factor")
         .sort("sku", "month")
     )

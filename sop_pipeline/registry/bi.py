@@ -201,6 +201,12 @@ def bi_views() -> tuple[View, ...]:
             "and marketing inputs layered on, with an 80% band.",
         ),
         _over(
+            "supersession",
+            "supersession",
+            "The demand each phase-out hands to its successor (products.csv successor_sku) per cycle, phasing-out SKU "
+            "and month: what it would have sold, what it keeps and the units moved to the successor.",
+        ),
+        _over(
             "family_forecast",
             "family_forecast",
             "Statistical forecast per cycle, family and month: p50 the sum of the SKUs', p10/p90 the family's own "
@@ -351,6 +357,7 @@ def bi_views() -> tuple[View, ...]:
                 "discontinue_month": ("date", ""),
                 "like_sku": ("text", ""),
                 "launch_volume": ("float", "units per month"),
+                "successor_sku": ("text", ""),
                 "first_sale_month": ("date", ""),
                 "last_sale_month": ("date", ""),
                 "lifetime_quantity": ("float", "units"),

@@ -21,20 +21,55 @@ DEMAND_TABLES = (
         "statistical_forecast",
         "demand_review",
         "Statistical forecast per cycle, portfolio SKU and horizon month with its 80% band, lifecycle applied "
-        "(launches from their like-item or launch volume, phase-outs faded).",
+        "(launches from their like-item or launch volume, phase-outs faded, what a phase-out's fade cuts added to its "
+        "successor: planning.supersession).",
         ("cycle", "sku", "month"),
         (
             CYCLE,
             SKU,
             FAMILY,
             MONTH,
-            text("model", "Where the number came from: the published candidate or ensemble, like:SKU:model, launch_volume, no_history."),
+            text(
+                "model",
+                "Where the number came from: the published candidate or ensemble, like:SKU:model, launch_volume, "
+                "supersedes:SKU (a successor with no basis of its own), no_history.",
+            ),
             units("p10", "10th percentile of demand: 1 month in 10 should sell less."),
             units("p50", "Median forecast (the statistical plan)."),
             units("p90", "90th percentile of demand: 1 month in 10 should sell more."),
         ),
         checks=(QUANTILES_ORDERED,),
         computed_by="sop_pipeline.forecast.forecast_demand, sop_pipeline.demand.lifecycle.apply_lifecycle",
+    ),
+    Table(
+        "supersession",
+        "demand_review",
+        "The demand a phase-out hands to its successor (products.csv successor_sku), per cycle, phasing-out SKU and "
+        "month in which it fades or is discontinued while the successor sells: the forecast it would have had, what "
+        "it keeps and what moves. The moved units are in the successor's planning.statistical_forecast.",
+        ("cycle", "sku", "month"),
+        (
+            CYCLE,
+            Col("sku", "text", "The phasing-out SKU (the predecessor)."),
+            Col("family", "text", "The predecessor's product family."),
+            text("successor_sku", "The SKU that takes the predecessor's demand over."),
+            text("successor_family", "The successor's product family (volume moved across families leaves the predecessor's)."),
+            MONTH,
+            text(
+                "lifecycle_status", "The predecessor's status in the month: phase_out or discontinued.", isin=("phase_out", "discontinued")
+            ),
+            units("forecast_units", "The predecessor's forecast p50 before the phase-out cut it: what it would have sold."),
+            units("kept_units", "What the predecessor still sells after the cut (its statistical p50)."),
+            units("moved_units", "forecast_units - kept_units: added to the successor's statistical p50."),
+        ),
+        checks=(
+            FrameCheck(
+                "moved_is_what_the_cut_takes",
+                "forecast_units = kept_units + moved_units on every row",
+                lambda: (pl.col("forecast_units") - pl.col("kept_units") - pl.col("moved_units")).abs() <= 1e-6,
+            ),
+        ),
+        computed_by="sop_pipeline.demand.lifecycle.apply_lifecycle",
     ),
     Table(
         "family_forecast",

@@ -32,6 +32,11 @@ PRODUCT_TABLES = (
                 nullable=True,
                 ge=0,
             ),
+            text(
+                "successor_sku",
+                "For a phase-out: the SKU that takes its demand over (planning.supersession has the units moved).",
+                nullable=True,
+            ),
             Col(
                 "ramp_factor",
                 "float",

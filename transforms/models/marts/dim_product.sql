@@ -29,6 +29,7 @@ final as (
         products.discontinue_month,
         products.like_sku,
         products.launch_volume,
+        products.successor_sku,
         sales_span.first_sale_month,
         sales_span.last_sale_month,
         coalesce(sales_span.lifetime_quantity, 0) as lifetime_quantity
