@@ -32,7 +32,8 @@ _AGENDA: tuple[tuple[tuple[str, ...], str, int], ...] = (
 
 def _action(row: dict[str, Any], kind: str) -> str:
     if kind == "accepted_risk":
-        return f"Accept the risk: {row['description'].rstrip('.')}; no expediting this cycle, reviewed again when due"
+        bound = row["resource"] or row["material"] or "its constraint"
+        return f"Accept the late {row['family']} units bound by {bound}: no expediting, reviewed when due"
     return row["recommendation"]
 
 

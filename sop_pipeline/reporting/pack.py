@@ -301,25 +301,28 @@ def _scenario_table(summary: pl.DataFrame, approved: str | None = None) -> pl.Da
     return wide.select(mark.alias("scenario"), *[pl.col(k).alias(names[k]) for k in kpis if k in wide.columns])
 
 
-PAGE_ONE_DECISIONS = 5  # open decisions on page 1; every decision is on the follow-up page
+PAGE_ONE_DECISIONS = 3  # open decisions on page 1; every decision is on the follow-up page
+# (exceptions, open decisions) tried in turn until page 1 fits on one page: the exceptions to
+# decide come first, but earlier decisions still open are not crowded off it altogether.
+_PAGE_ONE_FITS = tuple((n, PAGE_ONE_DECISIONS) for n in range(PAGE_ONE_EXCEPTIONS, 2, -1)) + ((3, 2), (3, 1), (2, 1), (1, 1))
 
 
 def _page_one(ruler: _Ruler, label, version, approval, frames, frame, gates, kpi) -> list[Figure]:
-    """Page 1 on one page: the exception list is cut to what fits next to the scenarios and the
-    open decisions (a reader acts on page 1; what is continued overleaf is not read there)."""
+    """Page 1 on one page: the exception list and the open decisions are cut to what fits next
+    to the scenarios (a reader acts on page 1; what is continued overleaf is not read there)."""
     figures: list[Figure] = []
-    for shown in range(PAGE_ONE_EXCEPTIONS, 0, -1):
-        figures = _render(ruler, _decisions_page(label, version, approval, frames, frame, gates, kpi, shown))
+    for exceptions, decisions in _PAGE_ONE_FITS:
+        figures = _render(ruler, _decisions_page(label, version, approval, frames, frame, gates, kpi, exceptions, decisions))
         if len(figures) == 1:
             break
     return figures
 
 
-def _open_decisions(followup: pl.DataFrame) -> _Block | _Note:
+def _open_decisions(followup: pl.DataFrame, most: int = PAGE_ONE_DECISIONS) -> _Block | _Note:
     still = followup.filter(pl.col("status").is_in(["open", "overdue"])).sort([pl.col("status") != "overdue", "due_cycle", "decision_id"])
     if not still.height:
         return _Note(f"Earlier decisions: none still open ({followup.height} on the follow-up page).", 9)
-    shown = min(still.height, PAGE_ONE_DECISIONS)
+    shown = min(still.height, most)
     rest = f"; {still.height - shown} more on the follow-up page" if still.height > shown else ""
     return _Block(
         still.head(shown).select("decision_id", "action", "owner", "due_cycle", "status"),
@@ -329,7 +332,9 @@ def _open_decisions(followup: pl.DataFrame) -> _Block | _Note:
     )
 
 
-def _decisions_page(label, version, approval, frames, frame, gates, kpi, most: int = PAGE_ONE_EXCEPTIONS) -> _Spec:
+def _decisions_page(
+    label, version, approval, frames, frame, gates, kpi, most: int = PAGE_ONE_EXCEPTIONS, decisions: int = PAGE_ONE_DECISIONS
+) -> _Spec:
     published = published_version(frames)
     latest = (approval or {}).get("latest_approval")
     header, ask = _approval_lines(label, version, approval, published)
@@ -361,7 +366,7 @@ def _decisions_page(label, version, approval, frames, frame, gates, kpi, most: i
         )
     followup = frame("decision_followup")
     if followup is not None:
-        items.append(_open_decisions(followup))
+        items.append(_open_decisions(followup, decisions))
     notes = review_notes(frames)
     if notes:
         items.append(_Note("Not available this cycle: " + "; ".join(notes) + ".", 8, "#555555"))
