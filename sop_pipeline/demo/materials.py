@@ -2,7 +2,8 @@
 
 A few common materials (packaging, fasteners) are shared by all SKUs; each family has its own
 components. Supplier capacity has comfortable headroom on next year's requirement except for
-one or two constrained components, which is what the supply review has to plan around.
+one or two constrained components, which is what the supply review has to plan around; the
+largest of them is short of its average month, so its supplier binds the plan.
 """
 
 from __future__ import annotations
@@ -172,6 +173,12 @@ def _supplier_capacity(rng: np.random.Generator, master: MaterialMaster, req: np
     m_tight = np.zeros(M, dtype=bool)
     m_tight[rng.choice(comp_ids, min(n_mtight, comp_ids.size), replace=False)] = True
     scap = np.where(m_tight, r_avg * rng.uniform(1.0, 1.08, M), np.maximum(r_avg * rng.uniform(1.2, 1.4, M), r_peak * 1.02))
+    # The tight component with the largest requirement is short of it: its supplier delivers 97 %
+    # of the average month, so once its stock is used up the plan is bound by the supplier in the
+    # months its family sells most (no draw: the rest of the company stays as it was).
+    if m_tight.any():
+        worst = np.flatnonzero(m_tight)[np.argmax(r_avg[m_tight])]
+        scap[worst] = r_avg[worst] * 0.97
     return np.where(r_avg > 0, np.ceil(scap), 100.0)
 
 
