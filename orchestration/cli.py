@@ -11,8 +11,10 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from orchestration.paths import default_data_dir, default_models_dir, default_warehouse
 from sop_pipeline.periods import add_months, cycle_label, cycle_month
@@ -126,22 +128,33 @@ def _meeting_record(args: argparse.Namespace, what: str):
         runlock.release(args.warehouse, holder)
 
 
+def _write_record(args: argparse.Namespace, what: str, write: Callable[[Any], Any]) -> tuple[bool, Any]:
+    """Write a meeting's record (`write(con)`) while owning the warehouse: (True, its result),
+    or (False, None) after one line saying why it was refused (no warehouse, a run owns it,
+    or the record's own rules: `write` raises ValueError) with nothing written."""
+    if _refuse_missing(args.warehouse, args.cycle, what):
+        return False, None
+    with _meeting_record(args, what) as con:
+        if con is None:
+            return False, None
+        try:
+            return True, write(con)
+        except ValueError as exc:
+            print(f"{what} refused: {exc}", file=sys.stderr)
+            return False, None
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     from orchestration.graph import step_graph
     from orchestration.instance import shared_instance
     from orchestration.runner import run_cycle
     from sop_pipeline.executive.governance import record_decision
 
-    if _refuse_missing(args.warehouse, args.cycle, "approval"):
+    ok, decision = _write_record(
+        args, "approval", lambda con: record_decision(con, args.cycle, args.scenario, args.by, args.note or "", graph=step_graph())
+    )
+    if not ok:
         return 2
-    with _meeting_record(args, "approval") as con:
-        if con is None:
-            return 2
-        try:
-            decision = record_decision(con, args.cycle, args.scenario, args.by, args.note or "", graph=step_graph())
-        except ValueError as exc:
-            print(f"approval refused: {exc}", file=sys.stderr)
-            return 2
     instance = shared_instance()
     print(f"cycle {args.cycle}: {args.scenario} approved by {args.by} for plan version {decision['plan_version'][:12]}")
     # What the approval sensor does in a running Dagster deployment, done here in-process.
@@ -177,58 +190,48 @@ def cmd_decide(args: argparse.Namespace) -> int:
     if not args.close and not (args.action and args.owner and args.due):
         print("decision refused: give --action, --owner and --due (or --close DECISION_ID)", file=sys.stderr)
         return 2
-    with _meeting_record(args, "decision") as con:
-        if con is None:
-            return 2
-        try:
-            if args.close:
-                close_decision(con, args.cycle, args.close, args.by, args.note or "")
-            else:
-                row = record_action(
-                    con,
-                    args.cycle,
-                    args.action,
-                    args.owner,
-                    args.due,
-                    args.by,
-                    kind=args.kind,
-                    exception_id=args.exception,
-                    scenario=args.scenario,
-                    note=args.note or "",
-                )
-        except ValueError as exc:
-            print(f"decision refused: {exc}", file=sys.stderr)
-            return 2
+
+    def write(con):
+        if args.close:
+            return close_decision(con, args.cycle, args.close, args.by, args.note or "")
+        return record_action(
+            con,
+            args.cycle,
+            args.action,
+            args.owner,
+            args.due,
+            args.by,
+            kind=args.kind,
+            exception_id=args.exception,
+            scenario=args.scenario,
+            note=args.note or "",
+        )
+
+    ok, row = _write_record(args, "decision", write)
+    if not ok:
+        return 2
     if args.close:
         print(f"cycle {args.cycle}: {args.close} closed by {args.by}")
     else:
-        about = f" on {row['exception_id']}" if row["exception_id"] else ""
-        print(
-            f"cycle {args.cycle}: {row['decision_id']} recorded ({row['decision']}{about}): {row['action']}; "
-            f"owner {row['owner']}, due {row['due_cycle']}. The next cycles follow it up (planning.decision_followup)."
-        )
+        print(_recorded(args.cycle, row) + " The next cycles follow it up (planning.decision_followup).")
     _publish_bi(args.warehouse)
     return 0
+
+
+def _recorded(cycle: str, row: dict) -> str:
+    about = f" on {row['exception_id']}" if row["exception_id"] else ""
+    head = f"cycle {cycle}: {row['decision_id']} recorded ({row['decision']}{about})"
+    return f"{head}: {row['action']}; owner {row['owner']}, due {row['due_cycle']}."
 
 
 def cmd_demo_meeting(args: argparse.Namespace) -> int:
     from sop_pipeline.demo.meeting import hold_meeting
 
-    if _refuse_missing(args.warehouse, args.cycle, "demo meeting"):
+    ok, rows = _write_record(args, "demo meeting", lambda con: hold_meeting(con, args.cycle, args.by))
+    if not ok:
         return 2
-    with _meeting_record(args, "demo meeting") as con:
-        if con is None:
-            return 2
-        try:
-            rows = hold_meeting(con, args.cycle, args.by)
-        except ValueError as exc:
-            print(f"demo meeting refused: {exc}", file=sys.stderr)
-            return 2
     for row in rows:
-        print(
-            f"cycle {args.cycle}: {row['decision_id']} {row['decision']} on {row['exception_id']}: {row['action']} "
-            f"(owner {row['owner']}, due {row['due_cycle']})"
-        )
+        print(_recorded(args.cycle, row))
     _publish_bi(args.warehouse)
     return 0
 
