@@ -314,7 +314,9 @@ def test_plants_and_resources_are_sized_for_300_skus(company):
     assert 6 <= res.height <= 12
     assert (res["overtime_cost_per_hour"] > res["cost_per_hour"]).all()
     ot_share = res["overtime_hours"] / res["capacity_hours"]
-    assert ot_share.min() >= 0.09 and ot_share.max() <= 0.25
+    # VLC-L01, the bottleneck, has little overtime (8 %) on purpose: its peak goes short
+    assert ot_share[0] == pytest.approx(0.08, abs=0.005) and res["resource"][0] == "VLC-L01"
+    assert ot_share[1:].min() >= 0.09 and ot_share.max() <= 0.25
 
 
 def test_capacity_is_loaded_but_some_resources_are_tight_in_peak(company):
