@@ -20,9 +20,9 @@ import duckdb
 import polars as pl
 
 from sop_pipeline import registry
-from sop_pipeline.executive.governance import utc_naive
+from sop_pipeline.executive.governance import append_decision, utc_naive
 from sop_pipeline.periods import add_months, cycle_label, cycle_month
-from sop_pipeline.warehouse import ensure_table, query, table_exists
+from sop_pipeline.warehouse import query, table_exists
 
 KINDS = ("action", "accepted_risk")
 CLOSED = "closed"
@@ -42,15 +42,6 @@ def _exception_ids(con: duckdb.DuckDBPyConnection, label: str) -> list[str]:
     if not table_exists(con, "planning", "exceptions"):
         return []
     return query(con, "select exception_id from planning.exceptions where cycle = ? order by rank", [label])["exception_id"].to_list()
-
-
-def _append(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
-    ensure_table(con, "decisions")
-    names = [c for c in _COLUMNS if c in row]
-    con.execute(
-        f"insert into planning.decisions ({', '.join(names)}) values ({', '.join('?' for _ in names)})",
-        [row[c] for c in names],
-    )
 
 
 def record_action(
@@ -112,7 +103,7 @@ def record_action(
         "exception_id": exception_id,
         "closes": None,
     }
-    _append(con, row)
+    append_decision(con, row)
     return row
 
 
@@ -154,7 +145,7 @@ def close_decision(
         "exception_id": None,
         "closes": decision_id,
     }
-    _append(con, row)
+    append_decision(con, row)
     return row
 
 

@@ -210,15 +210,19 @@ def record_decision(
         "plan_version": plan_version or _version_of(con, label),
         "decided_at": utc_naive(decided_at),
     }
-    ensure_table(con, "decisions")
-    con.execute(
-        (
-            "insert into planning.decisions (cycle, scenario, decision, decided_by, "
-            "note, plan_version, decided_at) values (?, ?, ?, ?, ?, ?, ?)"
-        ),
-        [row[k] for k in ("cycle", "scenario", "decision", "decided_by", "note", "plan_version", "decided_at")],
-    )
+    append_decision(con, row)
     return row
+
+
+def append_decision(con: duckdb.DuckDBPyConnection, row: Mapping[str, Any]) -> None:
+    """Append one row to `planning.decisions` (the audit trail, never updated): the registered
+    columns `row` has, so an approval leaves an action's columns empty."""
+    ensure_table(con, "decisions")
+    names = [c for c in registry.table("decisions").column_names if c in row]
+    con.execute(
+        f"insert into planning.decisions ({', '.join(names)}) values ({', '.join('?' for _ in names)})",
+        [row[c] for c in names],
+    )
 
 
 def approval_status(con: duckdb.DuckDBPyConnection, cycle: str, graph: StepGraph | None = None) -> dict[str, Any]:
