@@ -182,6 +182,29 @@ def test_plan_version_changes_when_one_number_changes(con):
     assert gov.plan_version(con, CYCLE) != before
 
 
+def test_plan_version_survives_summation_order_noise_but_not_a_change_of_a_millionth(con):
+    """Two parallel runs add the same numbers in another order: 0.1 + 0.2 + 0.3 is not
+    0.3 + 0.2 + 0.1 in binary floating point (they differ in the last bit). That must not
+    invalidate an approval; a shortfall of 20.0001 instead of 20 (five parts in a million)
+    must, and so must a value appearing where there was an exact zero by a thousandth."""
+    assert 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1
+    write(con, "supply_plan", _supply(shortfall_dec=(0.1 + 0.2 + 0.3) * 100 / 3 * 0.5 * 2 * 0.6), CYCLE)
+    noisy = 0.3 + 0.2 + 0.1
+    before = gov.plan_version(con, CYCLE)
+    write(con, "supply_plan", _supply(shortfall_dec=noisy * 100 / 3 * 0.5 * 2 * 0.6), CYCLE)
+    assert gov.plan_version(con, CYCLE) == before
+    write(con, "supply_plan", _supply(shortfall_dec=20.0001), CYCLE)
+    moved = gov.plan_version(con, CYCLE)
+    assert moved != before
+    frame = _supply().with_columns(pl.col("ending_inventory") + 1e-12)
+    write(con, "supply_plan", _supply(), CYCLE)
+    exact = gov.plan_version(con, CYCLE)
+    write(con, "supply_plan", frame, CYCLE)
+    assert gov.plan_version(con, CYCLE) == exact
+    write(con, "supply_plan", _supply().with_columns(pl.col("shortfall") + 0.001), CYCLE)
+    assert gov.plan_version(con, CYCLE) != exact
+
+
 def test_plan_version_ignores_decisions_checkpoints_and_other_cycles(con):
     before = gov.plan_version(con, CYCLE)
     gov.record_checkpoint(con, CYCLE, "consensus_demand_is_sound", True, "ok")

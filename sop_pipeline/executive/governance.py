@@ -43,15 +43,19 @@ def plan_version(con: duckdb.DuckDBPyConnection, cycle: str) -> str:
 
     Each table contributes its name, its column names and types, its row count and two
     order-independent aggregates of DuckDB's 64-bit hash of each whole row (their sum and their
-    xor). So the version does not depend on insertion order or threads, and any changed number,
-    added or removed row changes it (barring a 64-bit hash collision). It is computed inside
-    DuckDB: 0.4 s for 5 million rows on two cores, where sorting and rendering the rows as CSV
-    took 14 s, so the approval sensor can afford it. DuckDB's row hash may change
-    with a DuckDB upgrade: an approval given before the upgrade then needs renewing, which is
-    the safe direction.
+    xor). So the version does not depend on insertion order or threads, and any changed value,
+    added or removed row changes it (barring a 64-bit hash collision). Floating-point numbers
+    enter at `SIGNIFICANT_DIGITS` significant digits, magnitudes below `NEGLIGIBLE` as zero:
+    parallel sums (DuckDB's threads, polars' groups, forecast chunks that finish in another
+    order on a loaded machine) add in another order and differ in their last bits from run to
+    run, and an approval must survive an unchanged rerun. A plan number that moves by more
+    than one part in a million is a new version. It is computed inside DuckDB: 0.4 s for 5
+    million rows on two cores, where sorting and rendering the rows as CSV took 14 s, so the
+    approval sensor can afford it. DuckDB's row hash may change with a DuckDB upgrade: an
+    approval given before the upgrade then needs renewing, which is the safe direction.
     """
     label = cycle_label(cycle)
-    digest = hashlib.sha256(f"sop plan version 1\ncycle {label}\n".encode())
+    digest = hashlib.sha256(f"sop plan version 2\ncycle {label}\n".encode())
     for table in plan_tables(con):
         columns = con.execute(
             "select column_name, data_type from information_schema.columns "
@@ -61,13 +65,30 @@ def plan_version(con: duckdb.DuckDBPyConnection, cycle: str) -> str:
         # Timings (`*_seconds`) change on every run without changing the plan.
         content = [name for name, _ in columns if not name.endswith("_seconds")]
         columns = [c for c in columns if c[0] in content]
-        row = "row(" + ", ".join(f'"{name}"' for name in content) + ")"
+        row = "row(" + ", ".join(_stable(name, kind) for name, kind in columns) + ")"
         rows, total, xor = con.execute(
             f"select count(*), coalesce(sum(hash({row})), 0), coalesce(bit_xor(hash({row})), 0) from planning.{table} where cycle = ?",
             [label],
         ).fetchall()[0]
         digest.update(f"table planning.{table}\n{columns}\n{rows} {total} {xor}\n".encode())
     return digest.hexdigest()
+
+
+SIGNIFICANT_DIGITS = 6
+NEGLIGIBLE = 1e-6
+
+
+def _stable(name: str, kind: str) -> str:
+    """A column as it enters the version: floats rounded to `SIGNIFICANT_DIGITS`, so that
+    summation-order noise (about 1e-15 relative) cannot change the version."""
+    column = f'"{name}"'
+    if kind.upper() not in ("DOUBLE", "FLOAT", "REAL"):
+        return column
+    return (
+        f"case when {column} is null or isnan({column}) or isinf({column}) then {column} "
+        f"when abs({column}) < {NEGLIGIBLE} then 0.0 "
+        f"else round({column}, {SIGNIFICANT_DIGITS - 1} - cast(floor(log10(abs({column}))) as integer)) end"
+    )
 
 
 _version_of = plan_version  # `record_decision` has a parameter of the same name
