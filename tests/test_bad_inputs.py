@@ -341,6 +341,27 @@ def test_a_failure_in_dbts_tests_is_explained_by_file_column_and_row_and_changes
     assert not any((warehouse_copy.parent / ".ingest").glob("*"))
 
 
+def test_a_grouped_dbt_test_names_the_column_and_row_that_broke_it(data_copy, warehouse_copy, monkeypatch):
+    """dbt checks a model's non-negative columns in one query (`non_negative_columns`); when it
+    fails, the message still names the one column and row, as the validator would have."""
+    from orchestration.runner import run_cycle
+    from sop_pipeline.inputs import validate
+
+    real = validate._column_rules
+    monkeypatch.setattr(
+        validate, "_column_rules", lambda spec, column, bounds, settings: [] if spec.name == "resources" else real(spec, column, bounds, settings)
+    )
+    rows = [line.split(",") for line in (data_copy / "resources.csv").read_text().splitlines()]
+    rows[3][rows[0].index("overtime_hours")] = "-5"  # the third data row
+    (data_copy / "resources.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    before = warehouse_fingerprint(warehouse_copy)
+    outcome = run_cycle(CYCLE, str(data_copy), str(warehouse_copy), printer=lambda _: None)
+    assert not outcome.success
+    message = outcome.explanation()
+    assert "resources.csv, column 'overtime_hours', row 3: must not be negative" in message, message
+    assert warehouse_fingerprint(warehouse_copy) == before
+
+
 def test_dbt_loads_exactly_the_values_the_validator_read(cycle_warehouse, demo_dir):
     folder = validate_inputs(demo_dir, CYCLE)
     for name in ("products", "budget", "routings"):

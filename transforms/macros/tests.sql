@@ -13,3 +13,18 @@ from {{ model }}
 group by {{ columns | join(', ') }}
 having count(*) > 1
 {% endtest %}
+
+{#- Every listed column holds a value, in one query per model: a test per column costs dbt's
+    per-node overhead each, for rules the validator has already enforced on the inputs. -#}
+{% test not_null_columns(model, columns) %}
+select *
+from {{ model }}
+where {% for column in columns %}{{ column }} is null{% if not loop.last %} or {% endif %}{% endfor %}
+{% endtest %}
+
+{#- Every listed column is zero or more, in one query per model (see not_null_columns). -#}
+{% test non_negative_columns(model, columns) %}
+select *
+from {{ model }}
+where {% for column in columns %}{{ column }} < 0{% if not loop.last %} or {% endif %}{% endfor %}
+{% endtest %}
