@@ -348,9 +348,11 @@ def test_a_grouped_dbt_test_names_the_column_and_row_that_broke_it(data_copy, wa
     from sop_pipeline.inputs import validate
 
     real = validate._column_rules
-    monkeypatch.setattr(
-        validate, "_column_rules", lambda spec, column, bounds, settings: [] if spec.name == "resources" else real(spec, column, bounds, settings)
-    )
+
+    def rules(spec, column, bounds, settings):
+        return [] if spec.name == "resources" else real(spec, column, bounds, settings)
+
+    monkeypatch.setattr(validate, "_column_rules", rules)
     rows = [line.split(",") for line in (data_copy / "resources.csv").read_text().splitlines()]
     rows[3][rows[0].index("overtime_hours")] = "-5"  # the third data row
     (data_copy / "resources.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")

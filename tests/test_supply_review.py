@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from sop_pipeline.demo import generate_demo_company
 from sop_pipeline.reporting.charts import capacity_chart, inventory_chart
@@ -214,12 +215,18 @@ def test_company_with_capacity_but_no_materials_plans_without_material_limits(in
 def test_shipped_scenarios_apply_to_the_demo_company_and_are_solved_next_to_baseline(inputs, settings):
     scenarios = load_settings(ROOT / "models").scenarios.named()
     assert len(scenarios) >= 4 and next(iter(scenarios)) == BASELINE
-    review = run_supply_review(inputs, settings, scenarios, CYCLE)
+    review = run_supply_review(inputs, settings, scenarios, CYCLE, workers=2)
     summary = review.scenario_summary
     assert summary["scenario"].to_list() == list(scenarios)
     assert summary["optimal"].all() and (summary["feasibility_violations"] == 0).all()
     stacked = review.frame("capacity_plan")
     assert set(stacked["scenario"].unique()) == set(scenarios)
+    # Solved two at a time in worker processes or one after another here: the same review.
+    alone = run_supply_review(inputs, settings, scenarios, CYCLE, workers=1)
+    for name in ("supply_plan", "capacity_plan", "material_plan", "production_plan", "supply_exceptions", "bottlenecks"):
+        assert_frame_equal(review.frame(name), alone.frame(name))
+    timings = [c for c in summary.columns if c.endswith("_seconds")]
+    assert_frame_equal(summary.drop(timings), alone.scenario_summary.drop(timings))
 
 
 def _on_time_by_fifo(plan: pl.DataFrame) -> tuple[float, float]:

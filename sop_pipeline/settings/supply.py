@@ -97,9 +97,15 @@ class ExceptionSettings(StrictModel):
     min_units: float = Field(0.5, gt=0)
 
 
+class ExecutionSettings(StrictModel):
+    # Scenarios solved at once, each in a process of its own (0 = one per core).
+    workers: int = Field(0, ge=0)
+
+
 class SupplySettings(StrictModel):
     planning: PlanningLevel = PlanningLevel()
     inventory_targets: InventoryTargetSettings = InventoryTargetSettings()
     costs: CostSettings = CostSettings()
     solver: SolverSettings = SolverSettings()
     exceptions: ExceptionSettings = ExceptionSettings()
+    execution: ExecutionSettings = ExecutionSettings()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +45,7 @@ def run_supply_review(
     scenarios: Mapping[str, Scenario] | None = None,
     cycle: str | None = None,
     check: bool = True,
+    workers: int | None = None,
 ) -> SupplyReview:
     """Targets once, then the baseline and each scenario solved on the same cycle's data.
 
@@ -49,6 +53,11 @@ def run_supply_review(
     policy is the same, only the scenario's overlays differ. Each plan is checked by
     `check_plan_feasibility` (unless `check=False`); a scenario that is not optimal is reported
     in the summary, not raised, so that one broken what-if never hides the baseline.
+
+    Scenarios are independent LPs, so they are solved in `workers` processes at once (default:
+    `settings.execution.workers`, 0 = one per core). The results are gathered in scenario
+    order and each is the same LP solved the same way as in one process, so the review does
+    not depend on the number of workers.
     """
     inputs = inputs.typed()
     cycle = cycle_label(cycle or inputs.months[0])
@@ -56,18 +65,39 @@ def run_supply_review(
     scenarios.setdefault(BASELINE, Scenario(name=BASELINE))
     order = [BASELINE] + [s for s in scenarios if s != BASELINE]
     targets = compute_inventory_targets(inputs.demand, inputs.segmentation, settings.inventory_targets, cycle)
-    results, violations = {}, {}
-    for name in order:
-        scenario_inputs = apply_scenario(inputs, scenarios[name]) if name != BASELINE else inputs
-        result = plan_supply(scenario_inputs, settings, name, cycle, targets)
-        results[name] = result
-        if check:
-            started = time.perf_counter()
-            violations[name] = (
-                check_plan_feasibility(result.tables(), scenario_inputs) if result.objective is not None else [f"no plan: {result.status}"]
-            )
-            result.timings["check"] = time.perf_counter() - started
+    tasks = [(inputs, settings, scenarios[name], cycle, targets, check) for name in order]
+    n = min(len(tasks), scenario_workers(settings, workers))
+    if n <= 1:
+        solved = [_solve_scenario(*task) for task in tasks]
+    else:
+        # spawn, not fork: the parent may be a Dagster step with polars' thread pool running,
+        # and a forked copy of a pool's locks can deadlock.
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            solved = list(pool.map(_solve_scenario, *zip(*tasks)))
+    results = {name: result for name, (result, _) in zip(order, solved)}
+    violations = {name: found for name, (_, found) in zip(order, solved) if found is not None}
     return SupplyReview(cycle, targets, results, scenario_summary(results.values(), violations), violations)
+
+
+def scenario_workers(settings: SupplySettings, workers: int | None = None) -> int:
+    """How many scenarios are solved at once: `workers`, else the setting, 0 meaning one per
+    core this process may use."""
+    wanted = settings.execution.workers if workers is None else workers
+    return max(1, wanted or len(os.sched_getaffinity(0)))
+
+
+def _solve_scenario(
+    inputs: SupplyInputs, settings: SupplySettings, scenario: Scenario, cycle: str, targets: pl.DataFrame, check: bool
+) -> tuple[SupplyResult, list[str] | None]:
+    """One scenario's plan and its feasibility violations (None when not checked)."""
+    scenario_inputs = apply_scenario(inputs, scenario) if scenario.name != BASELINE else inputs
+    result = plan_supply(scenario_inputs, settings, scenario.name, cycle, targets)
+    if not check:
+        return result, None
+    started = time.perf_counter()
+    found = check_plan_feasibility(result.tables(), scenario_inputs) if result.objective is not None else [f"no plan: {result.status}"]
+    result.timings["check"] = time.perf_counter() - started
+    return result, found
 
 
 def scenario_summary(results: Any, violations: Mapping[str, list[str]] | None = None) -> pl.DataFrame:
