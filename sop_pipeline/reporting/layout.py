@@ -94,25 +94,40 @@ class _Ruler:
     def __init__(self) -> None:
         fig = Figure(figsize=(_W, _H), dpi=_DPI)
         self._renderer = FigureCanvasAgg(fig).get_renderer()
+        # Laying out a pack measures the same cell texts many times (every column group, every
+        # fit attempt), and each measurement lays the string out in FreeType: remembered.
+        self._widths: dict[tuple[str, float, str], float] = {}
 
     def width(self, text: str, size: float, weight: str = "normal") -> float:
         if not text:
             return 0.0
-        lines = text.split("\n")
-        prop = FontProperties(size=size, weight=weight)
-        return max(self._renderer.get_text_width_height_descent(line, prop, ismath=False)[0] for line in lines) / _DPI
+        return max(self._line_width(line, size, weight) for line in text.split("\n"))
+
+    def _line_width(self, line: str, size: float, weight: str) -> float:
+        key = (line, size, weight)
+        if key not in self._widths:
+            prop = FontProperties(size=size, weight=weight)
+            self._widths[key] = self._renderer.get_text_width_height_descent(line, prop, ismath=False)[0] / _DPI
+        return self._widths[key]
 
     def wrap(self, text: str, size: float, width: float, weight: str = "normal", max_lines: int | None = None) -> list[str]:
+        """Greedy word wrap. A candidate line's width is the line's so far plus a space and the
+        word, each measured once: measuring every candidate from its start made wrapping
+        quadratic in the paragraph. The words' kerning across a space is ignored (well under a
+        point); each finished line is clipped by its measured width."""
         lines: list[str] = []
+        space = self._line_width("a a", size, weight) - 2 * self._line_width("a", size, weight)
         for paragraph in text.split("\n"):
-            line = ""
+            line, line_width = "", 0.0
             for word in paragraph.split(" "):
-                candidate = f"{line} {word}" if line else word
-                if not line or self.width(candidate, size, weight) <= width:
-                    line = candidate
+                word_width = self._line_width(word, size, weight) if word else 0.0
+                if not line:
+                    line, line_width = word, word_width
+                elif line_width + space + word_width <= width:
+                    line, line_width = f"{line} {word}", line_width + space + word_width
                 else:
                     lines.append(line)
-                    line = word
+                    line, line_width = word, word_width
             lines.append(line)
         lines = [self.clip(line, size, width, weight) for line in lines]
         if max_lines is not None and len(lines) > max_lines:
