@@ -57,6 +57,32 @@ def warehouse_fingerprint(path: Path) -> dict[str, str]:
         con.close()
 
 
+def warehouse_tables(path: Path) -> dict:
+    """Every table of a warehouse as a polars frame, in a stable row order, without what says
+    when and by which run a step or check ran and how long a solve took (not plan content)."""
+    names = q(path, "select table_schema || '.' || table_name as t from information_schema.tables where table_type = 'BASE TABLE'")["t"]
+    frames = {}
+    for name in names:
+        frame = q(path, f"select * from {name}")
+        frame = frame.drop([c for c in frame.columns if c in ("evaluated_at", "finished_at", "run_id") or c.endswith("_seconds")])
+        keys = [c for c, t in frame.schema.items() if not t.is_float()]
+        frames[name] = frame.sort(keys) if keys else frame
+    return frames
+
+
+def assert_same_tables(after: dict, before: dict) -> None:
+    """Same tables, same rows; numbers equal up to float summation order (parallel sums add in
+    another order from run to run: 1e-9 relative)."""
+    from polars.testing import assert_frame_equal
+
+    assert after.keys() == before.keys()
+    for name, frame in before.items():
+        try:
+            assert_frame_equal(after[name], frame, check_exact=False, rel_tol=1e-9, abs_tol=1e-6)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from exc
+
+
 @pytest.fixture(scope="session", autouse=True)
 def dagster_home(tmp_path_factory) -> Path:
     """Runs share one Dagster instance (DAGSTER_HOME, `orchestration.instance`): the tests' is

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from conftest import CYCLE, EARLIER_CYCLE, SMALL_SKUS, q
+from conftest import CYCLE, EARLIER_CYCLE, SMALL_SKUS, assert_same_tables, q, warehouse_tables
 
 
 def test_sales_mart_has_one_zero_filled_row_per_sku_month_until_the_month_before_the_cycle(cycle_warehouse, demo_dir):
@@ -119,23 +119,10 @@ def test_sop_run_exits_non_zero_with_the_reason_on_bad_input(tmp_path, data_copy
     assert not warehouse.exists()
 
 
-def _tables(path: Path) -> dict[str, pl.DataFrame]:
-    names = q(path, "select table_schema || '.' || table_name as t from information_schema.tables where table_type = 'BASE TABLE'")["t"]
-    frames = {}
-    for name in names:
-        frame = q(path, f"select * from {name}")
-        # when and by which run a step or check ran, and how long a solve took, are not plan content
-        frame = frame.drop([c for c in frame.columns if c in ("evaluated_at", "finished_at", "run_id") or c.endswith("_seconds")])
-        keys = [c for c, t in frame.schema.items() if not t.is_float()]
-        frames[name] = frame.sort(keys) if keys else frame
-    return frames
-
-
 def test_rerunning_a_cycle_gives_the_same_content_everywhere(warehouse_copy, demo_dir):
     """Same inputs, same warehouse: same rows in every table, numbers equal up to float
     summation order (parallel aggregation may add in another order: 1e-9 relative)."""
     from conftest import run_ok
-    from polars.testing import assert_frame_equal
 
     from sop_pipeline.executive import governance
 
@@ -146,14 +133,8 @@ def test_rerunning_a_cycle_gives_the_same_content_everywhere(warehouse_copy, dem
         finally:
             con.close()
 
-    before, version_before = _tables(warehouse_copy), version()
+    before, version_before = warehouse_tables(warehouse_copy), version()
     run_ok(CYCLE, demo_dir, warehouse_copy)
-    after = _tables(warehouse_copy)
-    assert after.keys() == before.keys()
-    for name, frame in before.items():
-        try:
-            assert_frame_equal(after[name], frame, check_exact=False, rel_tol=1e-9, abs_tol=1e-6)
-        except AssertionError as exc:
-            raise AssertionError(f"{name}: {exc}") from exc
+    assert_same_tables(warehouse_tables(warehouse_copy), before)
     # An unchanged rerun keeps the plan version, so an approval stays valid.
     assert version() == version_before

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from conftest import CYCLE
+from conftest import CYCLE, assert_same_tables, warehouse_tables
 
 REPO = Path(__file__).resolve().parent.parent
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "definitions.txt"
@@ -87,24 +87,33 @@ def test_dagster_definitions_validate_passes_through_the_workspace():
     assert "sop_pipeline" in done.stdout + done.stderr  # the code location is named as pyproject.toml says
 
 
-def test_multiprocess_executor_runs_a_whole_partition_without_lock_errors(tmp_path, demo_dir, monkeypatch):
-    """The UI's run path: the default multiprocess executor, every step in its own process."""
+def test_multiprocess_executor_gives_the_in_process_result(warehouse_copy, cycle_warehouse, demo_dir, monkeypatch):
+    """The UI's run path, the default multiprocess executor with every step in its own process
+    (two at a time), reruns cycle 2026-11 without lock errors and leaves every table as the
+    in-process run left it, plan version included."""
+    from sop_pipeline.executive import governance
 
-    warehouse = tmp_path / "mp" / "sop.duckdb"
+    def version(path):
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            return governance.plan_version(con, CYCLE)
+        finally:
+            con.close()
+
     monkeypatch.setenv("SOP_DATA_DIR", str(demo_dir))
-    monkeypatch.setenv("SOP_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("SOP_WAREHOUSE", str(warehouse_copy))
     with dg.instance_for_test() as instance:
         result = dg.execute_job(
             dg.build_reconstructable_job("orchestration.definitions", "load_monthly_cycle_job"),
             instance=instance,
             tags={"dagster/partition": "2026-11-01"},
+            run_config={"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}},
         )
         assert result.success
         steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
         assert {"input_files", "dbt_models", "product_portfolio", "product_segmentation", "supply_plan", "review_pack"} <= steps
-    con = duckdb.connect(str(warehouse), read_only=True)
-    assert con.execute("select count(distinct sku) from planning.product_portfolio where cycle = '2026-11'").fetchall()[0][0] > 0
-    con.close()
+    assert_same_tables(warehouse_tables(warehouse_copy), warehouse_tables(cycle_warehouse))
+    assert version(warehouse_copy) == version(cycle_warehouse)
 
 
 def test_a_planner_can_rerun_one_step_of_a_cycle(warehouse_copy, demo_dir):
