@@ -6,6 +6,7 @@ small company keeps a full cycle to seconds.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -92,20 +93,42 @@ def dagster_home(tmp_path_factory) -> Path:
     return home
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder that `build(folder)` fills once per test session, however many xdist workers
+    there are: the first worker to ask builds it under a lock in the session's shared temp
+    folder, the others wait and reuse it. Each worker building its own copy of the two-cycle
+    warehouse cost a whole cycle run per worker. Whatever is built here is only read by the
+    tests (they copy it before changing anything)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / f"shared_{name}"
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = Path(f"{folder}.built")  # beside the folder: a company folder holds only its files
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo_company")
-    write_demo_company(out, skus=SMALL_SKUS, seed=11, cycle=CYCLE)
-    return out
+    return built_once(tmp_path_factory, "demo_company", lambda out: write_demo_company(out, skus=SMALL_SKUS, seed=11, cycle=CYCLE))
 
 
 @pytest.fixture(scope="session")
 def cycle_warehouse(tmp_path_factory, demo_dir) -> Path:
     """A warehouse after running cycle 2026-10 and then 2026-11 on the small demo company."""
-    path = tmp_path_factory.mktemp("warehouse") / "sop.duckdb"
-    run_ok(EARLIER_CYCLE, demo_dir, path)
-    run_ok(CYCLE, demo_dir, path)
-    return path
+
+    def build(folder: Path) -> None:
+        run_ok(EARLIER_CYCLE, demo_dir, folder / "sop.duckdb")
+        run_ok(CYCLE, demo_dir, folder / "sop.duckdb")
+
+    return built_once(tmp_path_factory, "warehouse", build) / "sop.duckdb"
 
 
 @pytest.fixture
