@@ -157,7 +157,8 @@ def report(runs: list[dict]) -> None:
             for size in sizes[1:]:
                 if size not in same:
                     continue
-                ratios = {s: same[size]["steps"][s] / base["steps"][s] for s in base["steps"] if s in same[size]["steps"] and base["steps"][s] > 0.5}
+                big = same[size]["steps"]
+                ratios = {s: big[s] / base["steps"][s] for s in base["steps"] if s in big and base["steps"][s] > 0.5}
                 worst = max(ratios, key=ratios.get) if ratios else None
                 print(
                     f"  {workers} w, {size:,} vs {sizes[0]:,} SKUs ({size / sizes[0]:.0f}x): whole cycle "
