@@ -101,9 +101,13 @@ class UI:
         before = {r.run_id for r in self.instance().get_runs(limit=50)}
         self.open("/asset-groups", "Materialize all")
         wait = WebDriverWait(self.driver, 90)
+        self._dismiss_popups()
         self._click(wait.until(ec.element_to_be_clickable((By.XPATH, "//button[starts-with(normalize-space(), 'Materialize all')]"))))
-        dialog = "//div[@role='dialog']"
+        # Dagster's "Join the Dagster community" dialog may open on a timer at any moment, also
+        # a role=dialog: the launch dialog is the one that selects partitions.
+        dialog = "//div[@role='dialog'][contains(., 'Partition selection')]"
         try:
+            self._dismiss_popups()
             self._click(wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[normalize-space()='Latest']"))))
             wait.until(ec.text_to_be_present_in_element((By.XPATH, dialog), "1 partition"))
             self._click(wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[starts-with(normalize-space(), 'Launch')]"))))
