@@ -65,15 +65,17 @@ def run_supply_review(
     scenarios.setdefault(BASELINE, Scenario(name=BASELINE))
     order = [BASELINE] + [s for s in scenarios if s != BASELINE]
     targets = compute_inventory_targets(inputs.demand, inputs.segmentation, settings.inventory_targets, cycle)
-    tasks = [(inputs, settings, scenarios[name], cycle, targets, check) for name in order]
-    n = min(len(tasks), scenario_workers(settings, workers))
+    shared = (inputs, settings, cycle, targets, check)
+    n = min(len(order), scenario_workers(settings, workers))
     if n <= 1:
-        solved = [_solve_scenario(*task) for task in tasks]
+        solved = [_solve_scenario(*shared, scenarios[name]) for name in order]
     else:
         # spawn, not fork: the parent may be a Dagster step with polars' thread pool running,
-        # and a forked copy of a pool's locks can deadlock.
-        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            solved = list(pool.map(_solve_scenario, *zip(*tasks)))
+        # and a forked copy of a pool's locks can deadlock. The company's inputs go to each
+        # worker once (initializer), not once per scenario.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n, mp_context=context, initializer=_receive, initargs=shared) as pool:
+            solved = list(pool.map(_solve_received, [scenarios[name] for name in order]))
     results = {name: result for name, (result, _) in zip(order, solved)}
     violations = {name: found for name, (_, found) in zip(order, solved) if found is not None}
     return SupplyReview(cycle, targets, results, scenario_summary(results.values(), violations), violations)
@@ -86,8 +88,20 @@ def scenario_workers(settings: SupplySettings, workers: int | None = None) -> in
     return max(1, wanted or len(os.sched_getaffinity(0)))
 
 
+_RECEIVED: tuple = ()  # a scenario worker's copy of what every scenario shares
+
+
+def _receive(*shared) -> None:
+    global _RECEIVED
+    _RECEIVED = shared
+
+
+def _solve_received(scenario: Scenario) -> tuple[SupplyResult, list[str] | None]:
+    return _solve_scenario(*_RECEIVED, scenario)
+
+
 def _solve_scenario(
-    inputs: SupplyInputs, settings: SupplySettings, scenario: Scenario, cycle: str, targets: pl.DataFrame, check: bool
+    inputs: SupplyInputs, settings: SupplySettings, cycle: str, targets: pl.DataFrame, check: bool, scenario: Scenario
 ) -> tuple[SupplyResult, list[str] | None]:
     """One scenario's plan and its feasibility violations (None when not checked)."""
     scenario_inputs = apply_scenario(inputs, scenario) if scenario.name != BASELINE else inputs
